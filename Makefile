@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TRENDING_HOME ?= $(CURDIR)/data
+export TRENDING_HOME
+export DAGSTER_HOME := $(TRENDING_HOME)/dagster
+export TRENDING_WAREHOUSE := $(TRENDING_HOME)/warehouse.duckdb
+export WANDB_MODE ?= offline
+export DO_NOT_TRACK := 1
+export DAGSTER_DISABLE_TELEMETRY := 1
+DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
+
+.PHONY: install manifest demo test dev bench clean
+
+# torch first, from the local CPU wheel: an unpinned torch would pull a multi-GB CUDA build.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# dagster-dbt reads target/manifest.json at import time.
+dbt_project/target/manifest.json: $(BIN)/.installed $(shell find dbt_project -name '*.sql' -o -name '*.yml' | grep -v target)
+	$(BIN)/dbt parse $(DBT_FLAGS) --quiet
+	touch $@
+
+manifest: dbt_project/target/manifest.json
+
+demo: manifest
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/trending demo
+
+test: manifest
+	$(BIN)/python -m pytest -q
+
+dev: manifest
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -c "from trending_assets import environment; environment.configure()"
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: manifest
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs

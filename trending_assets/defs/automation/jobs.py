@@ -1,0 +1,18 @@
+"""Named jobs: what `trending materialize` runs and what a person launches from the UI."""
+
+import dagster as dg
+
+from trending_assets.defs.ingest.partitions import daily_partitions
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.groups("ingest"),
+    partitions_def=daily_partitions,
+    description="Load one day of landed files into the raw tables (the landing sensor launches it).",
+)
+
+build_job = dg.define_asset_job(
+    "build_job",
+    selection=dg.AssetSelection.groups("staging", "marts", "windows", "warehouse"),
+    description="dbt build (staging, marts, tests), the curated windows, and the analysts' snapshot.",
+)

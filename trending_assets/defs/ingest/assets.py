@@ -1,0 +1,128 @@
+"""Raw ingestion: landing files -> ``raw.<table>`` day partitions, with quarantine and checks per partition."""
+
+from datetime import date
+
+import dagster as dg
+
+from trending_assets.defs.ingest.partitions import daily_partitions
+from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
+from trending_assets.lib.contracts import CONTRACTS, Contract
+from trending_assets.lib.ingest import PartitionLoad, load_partition
+from trending_assets.lib.raw_schema import schema_problems
+
+REJECT_WARN = 0.05
+REJECT_ERROR = 0.50
+
+LANDING_DOCS = "docs/landing.md"
+
+landing_specs = [
+    dg.AssetSpec(
+        ["landing", contract.entity],
+        description=(
+            f"Files that scrapers drop into $TRENDING_HOME/landing/{contract.entity}/ (JSON Lines, CSV or Parquet). "
+            f"Contract: {LANDING_DOCS}. Watched by landing_sensor."
+        ),
+        group_name="landing",
+        kinds={"file"},
+    )
+    for contract in CONTRACTS.values()
+]
+
+
+def _markdown_table(header: list[str], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(v).replace("|", "\\|")[:80] for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _checks(report: PartitionLoad, schema_problems: list[str]) -> list[dg.AssetCheckResult]:
+    rate = report.reject_rate
+    severity = dg.AssetCheckSeverity.ERROR if rate > REJECT_ERROR else dg.AssetCheckSeverity.WARN
+    return [
+        dg.AssetCheckResult(
+            check_name="non_empty",
+            passed=report.accepted > 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"accepted": report.accepted, "partition": str(report.partition_date)},
+        ),
+        dg.AssetCheckResult(
+            check_name="reject_rate",
+            passed=rate <= REJECT_WARN,
+            severity=severity,
+            metadata={
+                "reject_rate": dg.MetadataValue.float(round(rate, 4)),
+                "rejected": report.rejected,
+                "warn_above": REJECT_WARN,
+                "error_above": REJECT_ERROR,
+                "top_reasons": dg.MetadataValue.json(dict(list(report.reject_reasons.items())[:5])),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="schema",
+            passed=not schema_problems,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"problems": dg.MetadataValue.json(schema_problems)},
+        ),
+    ]
+
+
+def build_raw_asset(contract: Contract) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["raw", contract.table])
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetKey(["landing", contract.entity])],
+        partitions_def=daily_partitions,
+        group_name="ingest",
+        kinds={"duckdb"},
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"Every {contract.entity} line landed for one UTC day ({contract.partition_field}), typed, with lineage "
+            f"(source_file, line_number). Bad lines go to raw.{contract.table}_rejects with a reason. Re-running a "
+            "partition replaces it atomically."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec("non_empty", asset=key, description="The partition has at least one accepted row."),
+            dg.AssetCheckSpec("reject_rate", asset=key,
+                              description=f"WARN above {REJECT_WARN:.0%} rejected lines, ERROR above {REJECT_ERROR:.0%}."),
+            dg.AssetCheckSpec("schema", asset=key, description="The table matches the declared raw schema."),
+        ],
+    )
+    def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        day = date.fromisoformat(context.partition_key)
+        with warehouse.connect() as con:
+            report = load_partition(con, warehouse.home.landing, contract.entity, day)
+            problems = schema_problems(con, contract.table)
+            preview_columns = [f.name for f in contract.fields][:5]
+            preview = con.execute(
+                f"SELECT {', '.join(preview_columns)} FROM raw.{contract.table} WHERE partition_date = ? "
+                "ORDER BY source_file, line_number LIMIT 5",
+                [day],
+            ).fetchall()
+        for refused in report.refused:
+            context.log.warning(f"refused landing file {refused.path}: {refused.reason}")
+        context.log.info(
+            f"{contract.entity} {day}: accepted {report.accepted}, quarantined {report.rejected} "
+            f"from {len(report.files)} file(s)"
+        )
+        files = [(f.source_file, f.checksum[:12], f.accepted, f.rejected, f.lines_read) for f in report.files]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": report.accepted,
+                "accepted": report.accepted,
+                "rejected": report.rejected,
+                "reject_rate": dg.MetadataValue.float(round(report.reject_rate, 4)),
+                "files": dg.MetadataValue.md(
+                    _markdown_table(["file", "sha256", "accepted", "rejected", "lines in file"], files)
+                ),
+                "reject_reasons": dg.MetadataValue.json(report.reject_reasons),
+                "refused_files": dg.MetadataValue.json([f"{r.path}: {r.reason}" for r in report.refused]),
+                "preview": dg.MetadataValue.md(_markdown_table(preview_columns, preview)),
+            },
+            check_results=_checks(report, problems),
+        )
+
+    return raw_asset
+
+
+raw_assets = [build_raw_asset(contract) for contract in CONTRACTS.values()]

@@ -1,0 +1,139 @@
+"""Curated datasets for training and evaluation: the training window, the recent backtest slice and the
+frozen static test set. Each is content-addressed Parquet recorded in ``ml.training_windows``."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+
+from trending_assets.defs.automation.conditions import on_upstream_update
+from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
+from trending_assets.lib import window_store, windows
+from trending_assets.lib.ingest import utc_now
+
+DIM_MOVIES = dg.AssetKey(["marts", "dim_movies"])
+COMMON = dict(key_prefix=["ml"], group_name="windows", kinds={"duckdb", "parquet", "polars"}, pool=WAREHOUSE_POOL,
+              automation_condition=on_upstream_update())
+
+
+class BacktestConfig(dg.Config):
+    days: int = 3  # the newest days, held out of the default training window
+
+
+class TrainingWindowConfig(dg.Config):
+    strategy: str = "sliding"  # sliding | all_history | recent_plus_sample
+    days: int = 30
+    older_fraction: float = 0.2
+    sampling: str = "stratified"  # random | stratified | uncertainty
+    max_rows: int | None = None
+    seed: int = 0
+    end_date: str | None = None  # ISO date; default: the day before the backtest slice
+    hold_out_backtest: bool = True
+
+
+def _latest_day(frame: pl.DataFrame) -> date | None:
+    return frame.select(pl.col("first_seen_date").max()).item() if frame.height else None
+
+
+def _genre_counts(rows: pl.DataFrame) -> dict[str, int]:
+    if rows.is_empty():
+        return {}
+    counts = rows.select(pl.col("genres").explode().value_counts(sort=True)).unnest("genres")
+    return {g: int(n) for g, n in counts.iter_rows() if g is not None}
+
+
+def _genre_table(counts: dict[str, int]) -> str:
+    rows = [f"| {genre} | {n} |" for genre, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n]
+    return "\n".join(["| genre | rows |", "|---|---|", *rows])
+
+
+@dg.asset(deps=[DIM_MOVIES], description="A frozen static test set: movies whose id hashes into the test "
+          "bucket, frozen at first materialization and never part of any training window.", **COMMON)
+def static_test_set(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    now = utc_now()
+    with warehouse.connect() as con:
+        window_store.ensure_ml_schema(con)
+        frozen = con.execute("SELECT count(*), min(frozen_at) FROM ml.static_test_set").fetchall()[0]
+        if frozen[0] == 0:
+            movies = window_store.labeled_movies(con).filter(pl.col("genres").list.len() > 0)
+            test, _ = windows.split_static_test(movies)
+            con.register("_test_ids", test.select("movie_id"))
+            con.execute("INSERT INTO ml.static_test_set SELECT movie_id, ? FROM _test_ids", [now])
+            context.log.info(f"froze the static test set: {test.height} movies")
+        ids = con.sql("SELECT movie_id FROM ml.static_test_set").pl()
+        rows = window_store.labeled_movies(con).join(ids, on="movie_id").sort("movie_id")
+        digest = windows.window_hash(rows)
+        result = windows.WindowResult(rows, digest, windows.WindowSpec("all_history"), None,
+                                      _latest_day(rows) or now.date(), _genre_counts(rows), [], "hash")
+        path = windows.write_window(result, warehouse.home.windows / "static_test")
+        window_store.record(con, window_id=digest, kind="static_test", rows=rows, path=path,
+                            rows_per_genre=result.rows_per_genre, start=None, end=result.end, now=now)
+        frozen_at = con.execute("SELECT min(frozen_at) FROM ml.static_test_set").fetchall()[0][0]
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": rows.height, "window_id": digest, "frozen_at": str(frozen_at),
+                  "path": dg.MetadataValue.path(str(path)), "rows_per_genre": dg.MetadataValue.md(_genre_table(result.rows_per_genre))},
+        data_version=dg.DataVersion(digest),
+    )
+
+
+@dg.asset(deps=[DIM_MOVIES], description="The newest days of labeled movies (not in the static test set), "
+          "for backtesting a model on what just arrived.", **COMMON)
+def backtest_slice(context: dg.AssetExecutionContext, config: BacktestConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    now = utc_now()
+    with warehouse.connect() as con:
+        movies = window_store.labeled_movies(con).filter(pl.col("genres").list.len() > 0)
+        end = _latest_day(movies) or now.date()
+        rows = windows.backtest_slice(movies, end, config.days).sort("movie_id")
+        digest = windows.window_hash(rows)
+        counts = _genre_counts(rows)
+        result = windows.WindowResult(rows, digest, windows.WindowSpec("sliding", days=config.days), None, end, counts, [], "none")
+        path = windows.write_window(result, warehouse.home.windows / "backtest")
+        start = end - timedelta(days=config.days - 1)
+        window_store.record(con, window_id=digest, kind="backtest", rows=rows, path=path, rows_per_genre=counts,
+                            start=start, end=end, strategy="sliding", config=config.model_dump(), now=now)
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": rows.height, "window_id": digest, "start": str(start), "end": str(end),
+                  "path": dg.MetadataValue.path(str(path)), "rows_per_genre": dg.MetadataValue.md(_genre_table(counts))},
+        data_version=dg.DataVersion(digest),
+    )
+
+
+@dg.asset(deps=[DIM_MOVIES, static_test_set, backtest_slice], description="The curated training window: "
+          "labeled movies chosen by strategy (sliding / all_history / recent_plus_sample) and sampling "
+          "(random / stratified / uncertainty), written once as Parquet named by its content hash.", **COMMON)
+def training_window(context: dg.AssetExecutionContext, config: TrainingWindowConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    spec = windows.WindowSpec(config.strategy, config.days, config.older_fraction, config.sampling,
+                              config.max_rows, config.seed)
+    now = utc_now()
+    with warehouse.connect() as con:
+        movies = window_store.labeled_movies(con)
+        latest = _latest_day(movies) or now.date()
+        if config.end_date:
+            end = date.fromisoformat(config.end_date)
+        else:
+            end = latest - timedelta(days=BacktestConfig().days if config.hold_out_backtest else 0)
+        # No model registry exists yet, so uncertainty sampling falls back to stratified (noted in metadata).
+        result = windows.build_window(movies, spec, end, uncertainty=None)
+        path = windows.write_window(result, warehouse.home.windows / "training")
+        new = window_store.record(
+            con, window_id=result.window_hash, kind="training", rows=result.rows, path=path,
+            rows_per_genre=result.rows_per_genre, start=result.start, end=result.end, strategy=spec.strategy,
+            sampling=result.sampling_used, config=config.model_dump(), notes=result.notes, now=now,
+        )
+    for note in result.notes:
+        context.log.info(note)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.rows.height,
+            "window_id": result.window_hash,
+            "new_content": new,
+            "strategy": spec.strategy,
+            "sampling": result.sampling_used,
+            "start": str(result.start),
+            "end": str(result.end),
+            "notes": dg.MetadataValue.json(result.notes),
+            "path": dg.MetadataValue.path(str(path)),
+            "rows_per_genre": dg.MetadataValue.md(_genre_table(result.rows_per_genre)),
+        },
+        data_version=dg.DataVersion(result.window_hash),
+    )

@@ -1,0 +1,41 @@
+"""Process environment for every entry point: one TRENDING_HOME, an absolute DAGSTER_HOME, W&B offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trending_assets.lib.home import TrendingHome
+
+# Dagster instance settings. Pools with run granularity queue runs that would write DuckDB at the same time
+# (DuckDB allows one writing process); telemetry stays off because the machine has no network.
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: run
+  runs:
+    max_concurrent_runs: 4
+"""
+
+
+def configure(home: TrendingHome | None = None) -> TrendingHome:
+    """Create the home's folders, write the instance's dagster.yaml if missing, and export the variables."""
+    home = (home or TrendingHome.from_env()).ensure()
+    instance_yaml = home.dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text(INSTANCE_YAML)
+    os.environ["TRENDING_HOME"] = str(home.root)
+    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    os.environ["TRENDING_WAREHOUSE"] = str(home.warehouse)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_DIR", str(home.wandb))
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    return home
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

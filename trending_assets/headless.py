@@ -1,0 +1,134 @@
+"""Running the graph without the UI: `trending materialize` in-process, and the daemon-driven demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from trending_assets.environment import repo_root
+from trending_assets.lib.home import TrendingHome
+
+RAW_KEYS = [dg.AssetKey(["raw", t]) for t in ("movies", "reviews", "feedback_events")]
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
+
+
+def load_definitions() -> dg.Definitions:
+    from trending_assets.definitions import defs
+
+    return defs()
+
+
+def days_between(start: date, end: date) -> list[str]:
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}; give an end on or after the start")
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def materialize_range(start: date, end: date, select: str | None, echo: Callable[[str], None] = print) -> None:
+    """Ingest each day in [start, end] then build everything downstream, as runs on the persistent instance."""
+    defs = load_definitions()
+    graph = defs.resolve_asset_graph()
+    wanted = dg.AssetSelection.from_string(select).resolve(graph) if select else None
+    instance = dg.DagsterInstance.get()
+    for job_name, groups, partitioned in (
+        ("ingest_job", ("ingest",), True),
+        ("build_job", ("staging", "marts", "windows", "warehouse"), False),
+    ):
+        keys = dg.AssetSelection.groups(*groups).resolve(graph)
+        if wanted is not None:
+            keys &= wanted
+        if not keys:
+            continue
+        job = defs.resolve_job_def(job_name)
+        for partition in days_between(start, end) if partitioned else [None]:
+            result = job.execute_in_process(
+                instance=instance, partition_key=partition, asset_selection=sorted(keys),
+                tags={"trending/trigger": "cli"}, raise_on_error=False,
+            )
+            label = f"{job_name}" + (f" [{partition}]" if partition else "")
+            echo(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
+            if not result.success:
+                raise SystemExit(f"{label} failed; open `make dev` and look at run {result.run_id}")
+
+
+def start_daemon(home: TrendingHome) -> subprocess.Popen:
+    """Start dagster-daemon in its own process group so it (and its run workers) can be stopped together."""
+    log = open(home.dagster_home / "daemon.log", "ab")
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        cwd=repo_root(), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def stop_daemon(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """Interrupt the daemon's process group, wait for it, then kill whatever of the group is left."""
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # run workers the daemon launched share its group
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def progress(instance: dg.DagsterInstance, partitions: list[str]) -> dict[str, object]:
+    """How far the automation got: raw partitions loaded, downstream built since, runs in flight."""
+    loaded = sum(
+        len(instance.get_materialized_partitions(key) & set(partitions)) for key in RAW_KEYS
+    )
+    last_raw = max((_timestamp(instance, key) for key in RAW_KEYS), default=0.0)
+    snapshot = _timestamp(instance, dg.AssetKey("warehouse_snapshot"))
+    window = _timestamp(instance, dg.AssetKey(["ml", "training_window"]))
+    in_flight = len(instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT)))
+    failed = len(instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])))
+    return {
+        "raw_partitions": loaded,
+        "expected": len(partitions) * len(RAW_KEYS),
+        "window_built": window > last_raw > 0,
+        "snapshot_current": snapshot > max(last_raw, window) > 0,
+        "in_flight": in_flight,
+        "failed_runs": failed,
+    }
+
+
+def _timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:
+    event = instance.get_latest_materialization_event(key)
+    return event.timestamp if event else 0.0
+
+
+def wait_for_automation(partitions: list[str], timeout_s: float, echo: Callable[[str], None] = print) -> dict:
+    """Poll the instance until ingestion, dbt, the window and the snapshot have caught up with the landing."""
+    instance = dg.DagsterInstance.get()
+    deadline = time.monotonic() + timeout_s
+    last_line = ""
+    while True:
+        state = progress(instance, partitions)
+        line = (f"raw partitions {state['raw_partitions']}/{state['expected']}, window built: "
+                f"{state['window_built']}, snapshot current: {state['snapshot_current']}, "
+                f"runs in flight: {state['in_flight']}, failed: {state['failed_runs']}")
+        if line != last_line:
+            echo(f"  {line}")
+            last_line = line
+        done = (state["raw_partitions"] == state["expected"] and state["snapshot_current"]
+                and state["in_flight"] == 0)
+        if done or state["failed_runs"]:
+            return state
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"automation did not finish within {timeout_s:.0f}s ({line}); "
+                               f"see {instance.root_directory}/daemon.log and `make dev`")
+        time.sleep(2)

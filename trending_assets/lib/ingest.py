@@ -1,0 +1,216 @@
+"""Load one day-partition of one landing entity into its raw table, atomically and idempotently.
+
+A partition is rebuilt from every landed file that touches it: its rows in ``raw.<table>`` and its rejects in
+``raw.<table>_rejects`` are replaced in one transaction, so a crash leaves the previous state and a re-run gives
+the same rows. ``raw.landing_files`` remembers each file (path + checksum) and the partitions it touches, so
+files that cannot touch the partition are skipped without being read again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from trending_assets.lib import landing, readers
+from trending_assets.lib.contracts import Contract, contract_for
+from trending_assets.lib.quarantine import validate
+from trending_assets.lib.raw_schema import ddl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    source_file: str
+    checksum: str
+    lines_read: int  # in the whole file, all partitions
+    partitions: tuple[date, ...]
+    accepted: int  # in this partition
+    rejected: int  # in this partition
+
+
+@dataclass
+class PartitionLoad:
+    entity: str
+    partition_date: date
+    accepted: int = 0
+    rejected: int = 0
+    files: list[FileLoad] = field(default_factory=list)
+    refused: list[landing.RefusedFile] = field(default_factory=list)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reject_rate(self) -> float:
+        total = self.accepted + self.rejected
+        return self.rejected / total if total else 0.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in ddl():
+        con.execute(statement)
+
+
+def parse_file(
+    con: duckdb.DuckDBPyConnection, contract: Contract, landed: landing.LandedFile, now: datetime
+) -> str:
+    """Read and validate one landed file into a temp table (see ``quarantine.validate``); return its name."""
+    lines = readers.read_lines(con, landed)
+    unterminated = None
+    if landed.format == "jsonl" and not readers.ends_with_newline(landed):
+        last = con.execute(f"SELECT max(line_number) FROM {lines}").fetchall()[0][0]
+        unterminated = last
+    fallback = datetime.fromtimestamp(landed.mtime_ns / 1e9, UTC).date()
+    return validate(con, contract, lines, now, unterminated, fallback)
+
+
+def file_partitions(landed: landing.LandedFile, entity: str, now: datetime | None = None) -> set[date]:
+    """The partitions a landed file touches (accepted and rejected lines), read without the warehouse."""
+    with duckdb.connect() as con:
+        parsed = parse_file(con, contract_for(entity), landed, now or utc_now())
+        return {row[0] for row in con.execute(f"SELECT DISTINCT partition_date FROM {parsed}").fetchall()}
+
+
+def _known_files(con: duckdb.DuckDBPyConnection, entity: str) -> dict[str, tuple[int, int, str, list[date]]]:
+    rows = con.execute(
+        "SELECT path, size_bytes, mtime_ns, checksum, partitions FROM raw.landing_files WHERE entity = ? "
+        "QUALIFY row_number() OVER (PARTITION BY path ORDER BY first_seen_at DESC) = 1",
+        [entity],
+    ).fetchall()
+    return {path: (size, mtime, checksum, parts) for path, size, mtime, checksum, parts in rows}
+
+
+def _accumulate(con: duckdb.DuckDBPyConnection, parsed: str, source: str, day: date, first: bool) -> None:
+    verb = "CREATE OR REPLACE TEMP TABLE _partition_rows AS" if first else "INSERT INTO _partition_rows"
+    con.execute(
+        f"{verb} SELECT *, ? AS source_file FROM {parsed} WHERE partition_date = ?", [source, day]
+    )
+
+
+def _dedupe_feedback(con: duckdb.DuckDBPyConnection) -> None:
+    """Derive a stable event_id where missing; a repeated event_id is accepted once, later copies rejected."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _partition_rows AS
+        SELECT * REPLACE (
+                 CASE WHEN reason IS NULL AND dup_rank > 1
+                      THEN 'duplicate event_id ' || event_id || ': first accepted from ' || first_file
+                           || ' line ' || first_line
+                      ELSE reason END AS reason)
+        FROM (
+            SELECT *,
+                   row_number() OVER w AS dup_rank,
+                   first_value(source_file) OVER w AS first_file,
+                   first_value(line_number) OVER w AS first_line
+            FROM (SELECT * REPLACE (COALESCE(event_id, 'evt_' || left(sha256(concat_ws('|', user_id, movie_id,
+                                      event_type, occurred_at, value, payload)), 24)) AS event_id),
+                         event_id IS NULL AS event_id_derived
+                  FROM _partition_rows)
+            WINDOW w AS (PARTITION BY CASE WHEN reason IS NULL THEN event_id END
+                         ORDER BY source_file, line_number)
+        )"""
+    )
+
+
+def load_partition(
+    con: duckdb.DuckDBPyConnection,
+    landing_root: Path,
+    entity: str,
+    day: date,
+    now: datetime | None = None,
+) -> PartitionLoad:
+    """Rebuild partition ``day`` of ``entity`` from the landing zone; see the module docstring."""
+    contract = contract_for(entity)
+    now = now or utc_now()
+    ensure_raw_schema(con)
+    files, refused = landing.scan(landing_root / entity)
+    for item in refused:
+        log.warning("refused %s: %s", item.path, item.reason)
+    report = PartitionLoad(entity, day, refused=refused)
+    known = _known_files(con, entity)
+    index_rows = []
+    first = True
+    for landed in files:
+        source = landing.relative_name(landed.path, landing_root)
+        cached = known.get(source)
+        if cached and cached[:2] == landed.fingerprint and day not in cached[3]:
+            continue
+        digest = landing.checksum(landed.path)
+        parsed = parse_file(con, contract, landed, now)
+        lines_read, partitions = con.execute(
+            f"SELECT count(*), list_sort(list_distinct(list(partition_date))) FROM {parsed}"
+        ).fetchall()[0]
+        index_rows.append((entity, source, digest, landed.size_bytes, landed.mtime_ns, lines_read, partitions or [], now))
+        if day not in (partitions or []):
+            continue
+        _accumulate(con, parsed, source, day, first)
+        first = False
+        report.files.append(FileLoad(source, digest, lines_read, tuple(partitions), 0, 0))
+    if first:  # nothing landed for this day: the partition becomes empty
+        _empty_rows(con, contract)
+    elif contract.entity == "feedback":
+        _dedupe_feedback(con)
+    _replace_partition(con, contract, day, now, index_rows)
+    _summarise(con, report)
+    return report
+
+
+def _empty_rows(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _partition_rows AS SELECT * FROM raw.{contract.table} WHERE false")
+    con.execute("ALTER TABLE _partition_rows ADD COLUMN reason VARCHAR")
+    con.execute("ALTER TABLE _partition_rows ADD COLUMN raw_text VARCHAR")
+
+
+def _replace_partition(
+    con: duckdb.DuckDBPyConnection, contract: Contract, day: date, now: datetime, index_rows: list[tuple]
+) -> None:
+    table = f"raw.{contract.table}"
+    raw_columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+    selected = ", ".join(
+        f"CAST(? AS TIMESTAMP) AS {c}" if c == "loaded_at" else c for c in raw_columns
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
+        con.execute(f"INSERT INTO {table} BY NAME SELECT {selected} FROM _partition_rows WHERE reason IS NULL", [now])
+        con.execute(f"DELETE FROM {table}_rejects WHERE partition_date = ?", [day])
+        con.execute(
+            f"""INSERT INTO {table}_rejects BY NAME
+            SELECT partition_date, source_file, line_number, raw_text, reason, CAST(? AS TIMESTAMP) AS rejected_at
+            FROM _partition_rows WHERE reason IS NOT NULL""",
+            [now],
+        )
+        if index_rows:
+            con.executemany("INSERT OR IGNORE INTO raw.landing_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", index_rows)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, report: PartitionLoad) -> None:
+    counts = dict(
+        con.execute(
+            "SELECT source_file, [count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL)] "
+            "FROM _partition_rows GROUP BY ALL"
+        ).fetchall()
+    )
+    report.files = [
+        FileLoad(f.source_file, f.checksum, f.lines_read, f.partitions, *counts.get(f.source_file, (0, 0)))
+        for f in report.files
+    ]
+    report.accepted = sum(f.accepted for f in report.files)
+    report.rejected = sum(f.rejected for f in report.files)
+    reasons = Counter()
+    for (reason, n) in con.execute(
+        "SELECT split_part(reason, ':', 1), count(*) FROM _partition_rows WHERE reason IS NOT NULL GROUP BY ALL"
+    ).fetchall():
+        reasons[reason] += n
+    report.reject_reasons = dict(reasons.most_common())

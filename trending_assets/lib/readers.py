@@ -1,0 +1,123 @@
+"""Turn a landed file of any supported format into numbered lines in DuckDB.
+
+The result is a temp table ``(line_number, raw_text, pre_reason)``: one row per non-blank line (JSON Lines),
+record (CSV) or row (Parquet). ``pre_reason`` is set when the line is already known to be bad before parsing
+(not UTF-8, a CSV row with the wrong number of fields, an unreadable file).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import duckdb
+import pyarrow as pa
+
+from trending_assets.lib.landing import LandedFile
+
+LINES_TABLE = "_landing_lines"
+
+
+def _literal(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def _register(con: duckdb.DuckDBPyConnection, rows: list[tuple[int, str, str | None]]) -> None:
+    table = pa.table({
+        "line_number": pa.array([r[0] for r in rows], pa.int64()),
+        "raw_text": pa.array([r[1] for r in rows], pa.string()),
+        "pre_reason": pa.array([r[2] for r in rows], pa.string()),
+    })
+    con.register("_lines_arrow", table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES_TABLE} AS SELECT * FROM _lines_arrow")
+    con.unregister("_lines_arrow")
+
+
+def _decoded_lines(data: bytes) -> list[tuple[int, str, str | None]]:
+    """Slow path for files with bytes that are not UTF-8: decode line by line and flag the bad ones."""
+    rows = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            rows.append((number, raw.decode("utf-8"), None))
+        except UnicodeDecodeError as error:
+            text = raw.decode("utf-8", errors="backslashreplace")
+            rows.append((number, text, f"not valid UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start}"))
+    return rows
+
+
+def _read_jsonl(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
+    try:
+        # Fast path: DuckDB splits the file itself (no Python string per line).
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {LINES_TABLE} AS
+            SELECT line_number, rtrim(raw_text, chr(13)) AS raw_text, CAST(NULL AS VARCHAR) AS pre_reason
+            FROM (SELECT unnest(lines) AS raw_text, generate_subscripts(lines, 1) AS line_number
+                  FROM (SELECT string_split(content, chr(10)) AS lines FROM read_text({_literal(str(landed.path))})))
+            WHERE trim(raw_text) <> ''"""
+        )
+    except duckdb.InvalidInputException:
+        _register(con, _decoded_lines(landed.path.read_bytes()))
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
+    lines = landed.path.read_bytes().split(b"\n")
+    rows: list[tuple[int, str, str | None]] = []
+    header: list[str] | None = None
+    for number, raw in enumerate(lines, start=1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            rows.append((number, raw.decode("utf-8", errors="backslashreplace"),
+                         f"not valid UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start}"))
+            continue
+        try:
+            values = next(csv.reader(io.StringIO(text), strict=True))
+        except csv.Error as error:
+            rows.append((number, text, f"malformed CSV: {error}"))
+            continue
+        if header is None:
+            header = [h.strip() for h in values]
+            continue
+        if len(values) != len(header):
+            rows.append((number, text, f"CSV row has {len(values)} fields but the header has {len(header)}"))
+            continue
+        record = {k: (v if v != "" else None) for k, v in zip(header, values)}
+        rows.append((number, json.dumps(record, ensure_ascii=False), None))
+    _register(con, rows)
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {LINES_TABLE} AS
+            SELECT row_number() OVER () AS line_number, CAST(to_json(t) AS VARCHAR) AS raw_text,
+                   CAST(NULL AS VARCHAR) AS pre_reason
+            FROM read_parquet({_literal(str(landed.path))}) t"""
+        )
+    except duckdb.Error as error:
+        _register(con, [(0, "", f"unreadable Parquet file: {str(error).splitlines()[0]}")])
+
+
+READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}
+
+
+def read_lines(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> str:
+    """Load ``landed`` into the temp table of numbered lines and return its name."""
+    READERS[landed.format](con, landed)
+    return LINES_TABLE
+
+
+def ends_with_newline(landed: LandedFile) -> bool:
+    """False when the last line was cut off (a writer crashed or a copy is still running)."""
+    if landed.size_bytes == 0:
+        return True
+    with open(landed.path, "rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"
