@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from trending_assets.environment import repo_root
 from trending_assets.lib.home import TrendingHome
@@ -49,15 +50,17 @@ def materialize_range(start: date, end: date, select: str | None, echo: Callable
         if not keys:
             continue
         job = defs.resolve_job_def(job_name)
-        for partition in days_between(start, end) if partitioned else [None]:
-            result = job.execute_in_process(
-                instance=instance, partition_key=partition, asset_selection=sorted(keys),
-                tags={"trending/trigger": "cli"}, raise_on_error=False,
-            )
-            label = f"{job_name}" + (f" [{partition}]" if partition else "")
-            echo(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
-            if not result.success:
-                raise SystemExit(f"{label} failed; open `make dev` and look at run {result.run_id}")
+        tags = {"trending/trigger": "cli"}
+        if partitioned:  # one run for the whole range; the raw assets load each day in its own transaction
+            days = days_between(start, end)
+            tags |= {ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]}
+        result = job.execute_in_process(
+            instance=instance, asset_selection=sorted(keys), tags=tags, raise_on_error=False
+        )
+        label = job_name + (f" [{start} .. {end}]" if partitioned else "")
+        echo(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
+        if not result.success:
+            raise SystemExit(f"{label} failed; open `make dev` and look at run {result.run_id}")
 
 
 def start_daemon(home: TrendingHome) -> subprocess.Popen:

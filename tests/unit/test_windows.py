@@ -259,10 +259,10 @@ def test_window_hash_tells_null_from_empty_text():
 def test_write_window_writes_once_and_round_trips(tmp_path):
     result = build_window(movies(), WindowSpec("sliding", days=14), END)
 
-    path = write_window(result, tmp_path / "windows")
+    path = write_window(result.rows, result.window_hash, tmp_path / "windows")
     mtime = path.stat().st_mtime_ns
     os.utime(path, ns=(mtime - 10**9, mtime - 10**9))
-    again = write_window(result, tmp_path / "windows")
+    again = write_window(result.rows, result.window_hash, tmp_path / "windows")
 
     assert again == path and path.name == f"{result.window_hash}.parquet"
     assert path.stat().st_mtime_ns == mtime - 10**9

@@ -61,3 +61,19 @@ def detect_changes(landing_root: Path, previous: dict[str, dict], now: datetime 
                 changes.partitions[date.fromisoformat(day)].add(old["entity"])
             changes.changed_files.append(f"{name}@removed")
     return changes
+
+
+def contiguous_ranges(partitions: dict[date, set[str]]) -> list[tuple[date, date, frozenset[str]]]:
+    """Group touched days into runs: consecutive days that touch the same entities share one range.
+
+    A day with nothing landed in between splits a range, so a run never loads a day no file touched.
+    """
+    ranges: list[tuple[date, date, frozenset[str]]] = []
+    for day in sorted(partitions):
+        entities = frozenset(partitions[day])
+        if ranges and ranges[-1][2] == entities and (day - ranges[-1][1]).days == 1:
+            ranges[-1] = (ranges[-1][0], day, entities)
+        else:
+            ranges.append((day, day, entities))
+    return ranges
+

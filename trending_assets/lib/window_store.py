@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from trending_assets.lib.windows import split_static_test
+
 DDL = (
     "CREATE SCHEMA IF NOT EXISTS ml",
     """CREATE TABLE IF NOT EXISTS ml.training_windows (
@@ -28,10 +30,6 @@ DDL = (
         created_at TIMESTAMP NOT NULL,
         PRIMARY KEY (window_id, kind)
     )""",
-    """CREATE TABLE IF NOT EXISTS ml.static_test_set (
-        movie_id VARCHAR PRIMARY KEY,
-        frozen_at TIMESTAMP NOT NULL
-    )""",
 )
 
 DIM_MOVIES_SQL = """
@@ -49,6 +47,27 @@ def ensure_ml_schema(con: duckdb.DuckDBPyConnection) -> None:
 def labeled_movies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The movies a window can draw from (latest version of each), as a polars frame."""
     return con.sql(DIM_MOVIES_SQL).pl()
+
+
+def frozen_static_test_set(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[pl.DataFrame, datetime]:
+    """The static test set's rows as frozen at first call, freezing them now if this is the first call.
+
+    The rows themselves are frozen, not just the ids: a later re-scrape of a test movie must not change what
+    models are compared on.
+    """
+    ensure_ml_schema(con)
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'static_test_set'"
+    ).fetchall()[0][0]
+    if not exists:
+        movies = labeled_movies(con).filter(pl.col("genres").list.len() > 0)
+        test, _ = split_static_test(movies)
+        con.register("_static_test", test.sort("movie_id"))
+        con.execute("CREATE TABLE ml.static_test_set AS SELECT *, CAST(? AS TIMESTAMP) AS frozen_at FROM _static_test", [now])
+        con.unregister("_static_test")
+    frozen = con.sql("SELECT * FROM ml.static_test_set ORDER BY movie_id").pl()
+    frozen_at = frozen["frozen_at"].min() if frozen.height else now
+    return frozen.drop("frozen_at"), frozen_at
 
 
 def source_partitions(rows: pl.DataFrame) -> list[date]:

@@ -144,7 +144,7 @@ def build_window(
         spec=spec,
         start=start,
         end=end,
-        rows_per_genre=_rows_per_genre(rows),
+        rows_per_genre=rows_per_genre(rows),
         # The fallback note would repeat when both the older sample and the cap sampled.
         notes=list(dict.fromkeys(notes)),
         sampling_used=methods[-1] if methods else "none",
@@ -171,20 +171,20 @@ def window_hash(frame: pl.DataFrame) -> str:
     return digest.hexdigest()[:HASH_CHARS]
 
 
-def write_window(result: WindowResult, folder: Path) -> Path:
-    """Write the window's rows to ``folder/<window_hash>.parquet`` unless that file already exists.
+def write_window(rows: pl.DataFrame, window_hash: str, folder: Path) -> Path:
+    """Write ``rows`` to ``folder/<window_hash>.parquet`` unless that file already exists.
 
     The name is the content, so an existing file already holds these rows; a new one is written to a
     temporary file and renamed into place, so readers never see half a window.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{result.window_hash}.parquet"
+    path = folder / f"{window_hash}.parquet"
     if path.exists():
         return path
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{result.window_hash}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{window_hash}.", suffix=".tmp")
     os.close(fd)
     try:
-        result.rows.write_parquet(tmp)
+        rows.write_parquet(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -200,7 +200,7 @@ def _check_columns(frame: pl.DataFrame) -> None:
         )
 
 
-def _rows_per_genre(rows: pl.DataFrame) -> dict[str, int]:
+def rows_per_genre(rows: pl.DataFrame) -> dict[str, int]:
     """Movies per genre (a movie counts once in each of its genres); every canonical genre appears, even at 0."""
     counted = dict(
         rows.select(pl.col("genres").list.unique()).explode("genres").drop_nulls().group_by("genres").len().iter_rows()

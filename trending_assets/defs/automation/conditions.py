@@ -4,11 +4,13 @@ import dagster as dg
 
 
 def on_upstream_update() -> dg.AutomationCondition:
-    """Run when any upstream asset (or any of its day partitions) updates, once nothing upstream is running.
+    """Run after any upstream asset (or any day partition of one) updates, once nothing upstream is running.
 
-    This is ``eager()`` without its "no dependency missing" clause: a mart built from daily partitions would
-    otherwise wait forever for days that never had data.
+    Unlike ``eager()`` it neither waits for every upstream day to exist (a mart over daily partitions would wait
+    forever for days that never had data) nor fires on a never-built asset before its sources exist.
     """
-    return dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()).with_label(
-        "on_upstream_update"
-    )
+    return (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("on_upstream_update")

@@ -1,5 +1,6 @@
 """Raw ingestion: landing files -> ``raw.<table>`` day partitions, with quarantine and checks per partition."""
 
+from collections import Counter
 from datetime import date
 
 import dagster as dg
@@ -35,15 +36,18 @@ def _markdown_table(header: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _checks(report: PartitionLoad, schema_problems: list[str]) -> list[dg.AssetCheckResult]:
-    rate = report.reject_rate
+def _checks(reports: list[PartitionLoad], schema_problems: list[str]) -> list[dg.AssetCheckResult]:
+    """Check results for the loaded days; a multi-day run reports its worst day."""
+    empty = [str(r.partition_date) for r in reports if r.accepted == 0]
+    worst = max(reports, key=lambda r: r.reject_rate)
+    rate = worst.reject_rate
     severity = dg.AssetCheckSeverity.ERROR if rate > REJECT_ERROR else dg.AssetCheckSeverity.WARN
     return [
         dg.AssetCheckResult(
             check_name="non_empty",
-            passed=report.accepted > 0,
+            passed=not empty,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"accepted": report.accepted, "partition": str(report.partition_date)},
+            metadata={"empty_days": dg.MetadataValue.json(empty), "days": len(reports)},
         ),
         dg.AssetCheckResult(
             check_name="reject_rate",
@@ -51,10 +55,11 @@ def _checks(report: PartitionLoad, schema_problems: list[str]) -> list[dg.AssetC
             severity=severity,
             metadata={
                 "reject_rate": dg.MetadataValue.float(round(rate, 4)),
-                "rejected": report.rejected,
+                "worst_day": str(worst.partition_date),
+                "rejected": worst.rejected,
                 "warn_above": REJECT_WARN,
                 "error_above": REJECT_ERROR,
-                "top_reasons": dg.MetadataValue.json(dict(list(report.reject_reasons.items())[:5])),
+                "top_reasons": dg.MetadataValue.json(dict(list(worst.reject_reasons.items())[:5])),
             },
         ),
         dg.AssetCheckResult(
@@ -64,6 +69,13 @@ def _checks(report: PartitionLoad, schema_problems: list[str]) -> list[dg.AssetC
             metadata={"problems": dg.MetadataValue.json(schema_problems)},
         ),
     ]
+
+
+def _merged_reasons(reports: list[PartitionLoad]) -> dict[str, int]:
+    merged: Counter[str] = Counter()
+    for report in reports:
+        merged.update(report.reject_reasons)
+    return dict(merged.most_common())
 
 
 def build_raw_asset(contract: Contract) -> dg.AssetsDefinition:
@@ -76,6 +88,7 @@ def build_raw_asset(contract: Contract) -> dg.AssetsDefinition:
         group_name="ingest",
         kinds={"duckdb"},
         pool=WAREHOUSE_POOL,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
             f"Every {contract.entity} line landed for one UTC day ({contract.partition_field}), typed, with lineage "
             f"(source_file, line_number). Bad lines go to raw.{contract.table}_rejects with a reason. Re-running a "
@@ -89,37 +102,44 @@ def build_raw_asset(contract: Contract) -> dg.AssetsDefinition:
         ],
     )
     def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        day = date.fromisoformat(context.partition_key)
+        reports = []
         with warehouse.connect() as con:
-            report = load_partition(con, warehouse.home.landing, contract.entity, day)
+            for key in context.partition_keys:  # one run may carry a range of days; each is its own transaction
+                report = load_partition(con, warehouse.home.landing, contract.entity, date.fromisoformat(key))
+                context.log.info(
+                    f"{contract.entity} {key}: accepted {report.accepted}, quarantined {report.rejected} "
+                    f"from {len(report.files)} file(s)"
+                )
+                reports.append(report)
             problems = schema_problems(con, contract.table)
-            preview_columns = [f.name for f in contract.fields][:5]
+            preview_columns = list(contract.field_names[:5])
             preview = con.execute(
                 f"SELECT {', '.join(preview_columns)} FROM raw.{contract.table} WHERE partition_date = ? "
                 "ORDER BY source_file, line_number LIMIT 5",
-                [day],
+                [reports[-1].partition_date],
             ).fetchall()
-        for refused in report.refused:
+        for refused in reports[-1].refused:
             context.log.warning(f"refused landing file {refused.path}: {refused.reason}")
-        context.log.info(
-            f"{contract.entity} {day}: accepted {report.accepted}, quarantined {report.rejected} "
-            f"from {len(report.files)} file(s)"
-        )
-        files = [(f.source_file, f.checksum[:12], f.accepted, f.rejected, f.lines_read) for f in report.files]
+        files = [
+            (r.partition_date, f.source_file, f.checksum[:12], f.accepted, f.rejected, f.lines_read)
+            for r in reports for f in r.files
+        ]
+        accepted = sum(r.accepted for r in reports)
+        rejected = sum(r.rejected for r in reports)
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": report.accepted,
-                "accepted": report.accepted,
-                "rejected": report.rejected,
-                "reject_rate": dg.MetadataValue.float(round(report.reject_rate, 4)),
+                "dagster/row_count": accepted,
+                "accepted": accepted,
+                "rejected": rejected,
+                "days": dg.MetadataValue.json(context.partition_keys),
                 "files": dg.MetadataValue.md(
-                    _markdown_table(["file", "sha256", "accepted", "rejected", "lines in file"], files)
+                    _markdown_table(["day", "file", "sha256", "accepted", "rejected", "lines in file"], files)
                 ),
-                "reject_reasons": dg.MetadataValue.json(report.reject_reasons),
-                "refused_files": dg.MetadataValue.json([f"{r.path}: {r.reason}" for r in report.refused]),
+                "reject_reasons": dg.MetadataValue.json(_merged_reasons(reports)),
+                "refused_files": dg.MetadataValue.json([f"{r.path}: {r.reason}" for r in reports[-1].refused]),
                 "preview": dg.MetadataValue.md(_markdown_table(preview_columns, preview)),
             },
-            check_results=_checks(report, problems),
+            check_results=_checks(reports, problems),
         )
 
     return raw_asset

@@ -2,6 +2,7 @@
 frozen static test set. Each is content-addressed Parquet recorded in ``ml.training_windows``."""
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -35,11 +36,13 @@ def _latest_day(frame: pl.DataFrame) -> date | None:
     return frame.select(pl.col("first_seen_date").max()).item() if frame.height else None
 
 
-def _genre_counts(rows: pl.DataFrame) -> dict[str, int]:
-    if rows.is_empty():
-        return {}
-    counts = rows.select(pl.col("genres").explode().value_counts(sort=True)).unnest("genres")
-    return {g: int(n) for g, n in counts.iter_rows() if g is not None}
+def _publish(con, warehouse: WarehouseResource, kind: str, rows: pl.DataFrame, **record) -> tuple[str, Path, dict]:
+    """Write rows once under their content hash and record them in ml.training_windows."""
+    digest = windows.window_hash(rows)
+    counts = windows.rows_per_genre(rows)
+    path = windows.write_window(rows, digest, warehouse.home.windows / kind)
+    window_store.record(con, window_id=digest, kind=kind, rows=rows, path=path, rows_per_genre=counts, **record)
+    return digest, path, counts
 
 
 def _genre_table(counts: dict[str, int]) -> str:
@@ -52,26 +55,11 @@ def _genre_table(counts: dict[str, int]) -> str:
 def static_test_set(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     now = utc_now()
     with warehouse.connect() as con:
-        window_store.ensure_ml_schema(con)
-        frozen = con.execute("SELECT count(*), min(frozen_at) FROM ml.static_test_set").fetchall()[0]
-        if frozen[0] == 0:
-            movies = window_store.labeled_movies(con).filter(pl.col("genres").list.len() > 0)
-            test, _ = windows.split_static_test(movies)
-            con.register("_test_ids", test.select("movie_id"))
-            con.execute("INSERT INTO ml.static_test_set SELECT movie_id, ? FROM _test_ids", [now])
-            context.log.info(f"froze the static test set: {test.height} movies")
-        ids = con.sql("SELECT movie_id FROM ml.static_test_set").pl()
-        rows = window_store.labeled_movies(con).join(ids, on="movie_id").sort("movie_id")
-        digest = windows.window_hash(rows)
-        result = windows.WindowResult(rows, digest, windows.WindowSpec("all_history"), None,
-                                      _latest_day(rows) or now.date(), _genre_counts(rows), [], "hash")
-        path = windows.write_window(result, warehouse.home.windows / "static_test")
-        window_store.record(con, window_id=digest, kind="static_test", rows=rows, path=path,
-                            rows_per_genre=result.rows_per_genre, start=None, end=result.end, now=now)
-        frozen_at = con.execute("SELECT min(frozen_at) FROM ml.static_test_set").fetchall()[0][0]
+        rows, frozen_at = window_store.frozen_static_test_set(con, now)
+        digest, path, counts = _publish(con, warehouse, "static_test", rows, start=None, end=_latest_day(rows), now=now)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows.height, "window_id": digest, "frozen_at": str(frozen_at),
-                  "path": dg.MetadataValue.path(str(path)), "rows_per_genre": dg.MetadataValue.md(_genre_table(result.rows_per_genre))},
+                  "path": dg.MetadataValue.path(str(path)), "rows_per_genre": dg.MetadataValue.md(_genre_table(counts))},
         data_version=dg.DataVersion(digest),
     )
 
@@ -84,13 +72,9 @@ def backtest_slice(context: dg.AssetExecutionContext, config: BacktestConfig, wa
         movies = window_store.labeled_movies(con).filter(pl.col("genres").list.len() > 0)
         end = _latest_day(movies) or now.date()
         rows = windows.backtest_slice(movies, end, config.days).sort("movie_id")
-        digest = windows.window_hash(rows)
-        counts = _genre_counts(rows)
-        result = windows.WindowResult(rows, digest, windows.WindowSpec("sliding", days=config.days), None, end, counts, [], "none")
-        path = windows.write_window(result, warehouse.home.windows / "backtest")
         start = end - timedelta(days=config.days - 1)
-        window_store.record(con, window_id=digest, kind="backtest", rows=rows, path=path, rows_per_genre=counts,
-                            start=start, end=end, strategy="sliding", config=config.model_dump(), now=now)
+        digest, path, counts = _publish(con, warehouse, "backtest", rows, start=start, end=end, strategy="sliding",
+                                        config=config.model_dump(), now=now)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows.height, "window_id": digest, "start": str(start), "end": str(end),
                   "path": dg.MetadataValue.path(str(path)), "rows_per_genre": dg.MetadataValue.md(_genre_table(counts))},
@@ -114,7 +98,7 @@ def training_window(context: dg.AssetExecutionContext, config: TrainingWindowCon
             end = latest - timedelta(days=BacktestConfig().days if config.hold_out_backtest else 0)
         # No model registry exists yet, so uncertainty sampling falls back to stratified (noted in metadata).
         result = windows.build_window(movies, spec, end, uncertainty=None)
-        path = windows.write_window(result, warehouse.home.windows / "training")
+        path = windows.write_window(result.rows, result.window_hash, warehouse.home.windows / "training")
         new = window_store.record(
             con, window_id=result.window_hash, kind="training", rows=result.rows, path=path,
             rows_per_genre=result.rows_per_genre, start=result.start, end=result.end, strategy=spec.strategy,
