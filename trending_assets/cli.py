@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 
 from trending_assets import environment
+from trending_assets.lib.home import TrendingHome
 
 
 def _date(text: str) -> date:
@@ -48,22 +49,21 @@ def cmd_query(args: argparse.Namespace) -> None:
 
     from trending_assets.lib import warehouse
 
-    home = environment.configure()
+    home = TrendingHome.from_env()  # read-only: creates nothing
     with warehouse.read_snapshot(home.warehouse_snapshot) as con:
         try:
             relation = con.sql(args.sql)
+            frame = relation.pl() if relation is not None else None
         except duckdb.Error as error:
-            raise SystemExit(f"query failed: {error}")
-        if relation is None:
-            return
-        print(relation.pl() if args.format == "table" else relation.pl().write_csv(), end="\n")
+            raise SystemExit(f"trending query: {error}") from None
+    if frame is not None:
+        print(frame if args.format == "table" else frame.write_csv(), end="\n")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
     from trending_assets.lib import summary, warehouse
 
-    home = environment.configure()
-    with warehouse.read_snapshot(home.warehouse_snapshot) as con:
+    with warehouse.read_snapshot(TrendingHome.from_env().warehouse_snapshot) as con:
         print(summary.render(con))
 
 
@@ -80,12 +80,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print("[2/3] starting dagster-daemon: landing_sensor ingests, automation builds dbt, windows, snapshot")
     daemon = headless.start_daemon(home)
     try:
-        state = headless.wait_for_automation(headless.days_between(start, end), args.timeout)
+        state = headless.wait_for_automation(headless.days_between(start, end), args.timeout, daemon)
     finally:
         headless.stop_daemon(daemon)
     if state["failed_runs"]:
         raise SystemExit(f"{state['failed_runs']} run(s) failed; see `make dev` (Runs) or {home.dagster_home}/daemon.log")
-    print("[3/3] done; the daemon and its runs are stopped\n")
+    print(f"[3/3] done; stopped the daemon and its runs (process group {daemon.pid})\n")
     with warehouse.read_snapshot(home.warehouse_snapshot) as con:
         print(summary.render(con))
     print(f"\nquery it:   .venv/bin/trending query \"SELECT * FROM marts.dim_movies LIMIT 5\"\n"
@@ -137,9 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
         print(f"trending {args.command}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except BrokenPipeError:  # `trending query ... | head`
+        sys.stderr.close()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def configure(home: TrendingHome | None = None) -> TrendingHome:
     """Create the home's folders, write the instance's dagster.yaml if missing, and export the variables."""
     home = (home or TrendingHome.from_env()).ensure()
     instance_yaml = home.dagster_home / "dagster.yaml"
-    if not instance_yaml.exists():
+    fresh = not instance_yaml.exists()
+    if fresh:
         instance_yaml.write_text(INSTANCE_YAML)
     os.environ["TRENDING_HOME"] = str(home.root)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
@@ -34,7 +35,21 @@ def configure(home: TrendingHome | None = None) -> TrendingHome:
     os.environ.setdefault("WANDB_DIR", str(home.wandb))
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    if fresh:
+        _create_instance_storage()
     return home
+
+
+def _create_instance_storage() -> None:
+    """Create the instance's SQLite storage once, up front.
+
+    A daemon and its code server that both find no storage race to create it, which can leave two alembic
+    heads behind and a code location that never loads.
+    """
+    import dagster as dg
+
+    with dg.DagsterInstance.get():
+        pass
 
 
 def repo_root() -> Path:

@@ -114,7 +114,9 @@ def _timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:
     return event.timestamp if event else 0.0
 
 
-def wait_for_automation(partitions: list[str], timeout_s: float, echo: Callable[[str], None] = print) -> dict:
+def wait_for_automation(
+    partitions: list[str], timeout_s: float, daemon: subprocess.Popen, echo: Callable[[str], None] = print
+) -> dict:
     """Poll the instance until ingestion, dbt, the window and the snapshot have caught up with the landing."""
     instance = dg.DagsterInstance.get()
     deadline = time.monotonic() + timeout_s
@@ -131,6 +133,9 @@ def wait_for_automation(partitions: list[str], timeout_s: float, echo: Callable[
                 and state["in_flight"] == 0)
         if done or state["failed_runs"]:
             return state
+        if daemon.poll() is not None:
+            raise RuntimeError(f"dagster-daemon exited with code {daemon.returncode}; "
+                               f"see {instance.root_directory}/daemon.log")
         if time.monotonic() > deadline:
             raise TimeoutError(f"automation did not finish within {timeout_s:.0f}s ({line}); "
                                f"see {instance.root_directory}/daemon.log and `make dev`")
