@@ -25,7 +25,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # dagster-dbt reads target/manifest.json at import time.
-dbt_project/target/manifest.json: $(BIN)/.installed $(shell find dbt_project -name '*.sql' -o -name '*.yml' | grep -v target)
+dbt_project/target/manifest.json: $(BIN)/.installed $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o -name '*.csv' | grep -v target)
 	$(BIN)/dbt parse $(DBT_FLAGS) --quiet
 	touch $@
 

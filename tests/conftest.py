@@ -26,7 +26,7 @@ DBT_DIR = REPO / "dbt_project"
 
 def _prepare_manifest() -> None:
     manifest = DBT_DIR / "target" / "manifest.json"
-    sources = [p for p in DBT_DIR.rglob("*") if p.suffix in {".sql", ".yml"} and "target" not in p.parts]
+    sources = [p for p in DBT_DIR.rglob("*") if p.suffix in {".sql", ".yml", ".csv"} and "target" not in p.parts]
     if manifest.exists() and all(p.stat().st_mtime <= manifest.stat().st_mtime for p in sources):
         return
     dbt = Path(sys.executable).with_name("dbt")

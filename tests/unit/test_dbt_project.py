@@ -69,7 +69,7 @@ def event(event_id: str, event_type: str, occurred_at: datetime, movie_id: str |
             "loaded_at": loaded_at, "model_version": "v1", **fields}
 
 
-CORRECTION = '{"genres": ["Romance", "drama", "drama"]}'
+CORRECTION = '{"genres": ["Romance", "drama", "drama", "Sci-Fi", "cyberpunk"]}'
 
 
 def first_load(con: duckdb.DuckDBPyConnection) -> None:
@@ -166,7 +166,8 @@ def test_schemas_are_used_verbatim(built: Path) -> None:
     assert tables == [
         ("marts", "agg_feedback_daily"), ("marts", "dim_movies"), ("marts", "fct_feedback_events"),
         ("marts", "fct_genre_corrections"), ("marts", "fct_reviews"),
-        ("staging", "stg_feedback_events"), ("staging", "stg_movies"), ("staging", "stg_reviews"),
+        ("staging", "genre_taxonomy"), ("staging", "stg_feedback_events"), ("staging", "stg_movies"),
+        ("staging", "stg_reviews"),
     ]
 
 
@@ -212,7 +213,11 @@ def test_feedback_events_count_once(built: Path) -> None:
 def test_genre_corrections_sit_beside_the_scraped_genres(built: Path) -> None:
     rows = query(built, "select event_id, user_id, movie_id, corrected_genres, scraped_genres, genres_added, "
                         "genres_removed, model_version, event_date from marts.fct_genre_corrections")
-    assert rows == [("e3", "u3", "m2", ["drama", "romance"], None, ["drama", "romance"], [], "v1", D3)]
+    assert rows == [("e3", "u3", "m2", ["drama", "romance", "science_fiction"], None,
+                     ["drama", "romance", "science_fiction"], [], "v1", D3)]
+    # aliases resolve through the taxonomy seed; names it does not know are kept, not dropped
+    assert query(built, "select corrected_genres_unknown from staging.stg_feedback_events where event_id = 'e3'") == [
+        (["cyberpunk"],)]
 
 
 def test_reload_removes_stale_rows_and_keeps_events_once(rebuilt: Path) -> None:

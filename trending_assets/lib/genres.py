@@ -1,29 +1,31 @@
-"""The genre taxonomy: canonical names and the spellings scrapers use for them."""
+"""The genre taxonomy: canonical names and the spellings scrapers and users use for them.
+
+Its one home is the dbt seed ``dbt_project/seeds/genre_taxonomy.csv`` (``name,genre``; a canonical genre maps to
+itself), so ingestion (which canonicalises scraped genres) and dbt (which canonicalises user corrections) can never
+disagree. Add a genre or an alias there.
+"""
 
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 
-CANONICAL_GENRES: tuple[str, ...] = (
-    "action", "adventure", "animation", "comedy", "crime", "documentary", "drama", "family", "fantasy",
-    "history", "horror", "music", "mystery", "romance", "science_fiction", "thriller", "war", "western",
-)
+TAXONOMY_CSV = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds" / "genre_taxonomy.csv"
 
-ALIASES: dict[str, str] = {
-    "sci_fi": "science_fiction",
-    "scifi": "science_fiction",
-    "sf": "science_fiction",
-    "science_fiction": "science_fiction",
-    "animated": "animation",
-    "anime": "animation",
-    "doc": "documentary",
-    "docs": "documentary",
-    "musical": "music",
-    "historical": "history",
-    "romcom": "romance",
-    "suspense": "thriller",
-    "kids": "family",
-}
+
+def _load() -> tuple[tuple[str, ...], dict[str, str]]:
+    with open(TAXONOMY_CSV, newline="") as handle:
+        pairs = [(row["name"], row["genre"]) for row in csv.DictReader(handle)]
+    canonical = tuple(name for name, genre in pairs if name == genre)
+    unknown_targets = {genre for _, genre in pairs} - set(canonical)
+    if unknown_targets:
+        raise ValueError(f"{TAXONOMY_CSV}: aliases point at non-canonical genres {sorted(unknown_targets)}; "
+                         "add a row 'genre,genre' for each")
+    return canonical, {name: genre for name, genre in pairs if name != genre}
+
+
+CANONICAL_GENRES, ALIASES = _load()
 
 
 def normalize_name(name: str) -> str:

@@ -2,6 +2,24 @@
 -- arrive more than once, within a partition or across partitions; it counts once.
 with occurrences as (
     select * from {{ source('raw', 'feedback_events') }}
+),
+
+-- Users write genres as they like ("Sci-Fi", "romcom"); the taxonomy seed maps every spelling to its genre.
+taxonomy as (
+    select map(list(name), list(genre)) as genre_of from {{ ref('genre_taxonomy') }}
+),
+
+named as (
+    select
+        occurrences.*,
+        case when event_type = 'genre_correction' then
+            list_transform(
+                try_cast(json_extract(payload, '$.genres') as varchar[]),
+                lambda genre: regexp_replace(lower(trim(genre)), '[\s\-]+', '_', 'g')
+            )
+        end as correction_names,
+        taxonomy.genre_of
+    from occurrences cross join taxonomy
 )
 
 select
@@ -12,13 +30,10 @@ select
     event_type,
     value,
     payload,
-    -- Names normalised as lib/genres.normalize_name does; aliases are not resolved here.
-    case when event_type = 'genre_correction' then
-        list_sort(list_distinct(list_transform(
-            try_cast(json_extract(payload, '$.genres') as varchar[]),
-            lambda genre: regexp_replace(lower(trim(genre)), '[\s\-]+', '_', 'g')
-        )))
-    end as corrected_genres,
+    list_sort(list_distinct(list_filter(
+        list_transform(correction_names, lambda name: genre_of[name]), lambda genre: genre is not null
+    ))) as corrected_genres,
+    list_filter(correction_names, lambda name: genre_of[name] is null) as corrected_genres_unknown,
     model_version,
     experiment_id,
     variant,
@@ -29,7 +44,7 @@ select
     source_file,
     line_number,
     loaded_at
-from occurrences
+from named
 qualify row_number() over (
     partition by event_id order by occurred_at, source_file, line_number
 ) = 1

@@ -14,3 +14,12 @@ def on_upstream_update() -> dg.AutomationCondition:
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("on_upstream_update")
+
+
+def on_missing_or_changed() -> dg.AutomationCondition:
+    """For reference data with no upstream (dbt seeds): build it when it is missing or its file changed."""
+    return (
+        (dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress())
+        | dg.AutomationCondition.code_version_changed().since_last_handled()
+    ).with_label("on_missing_or_changed")
+

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from trending_assets.defs.automation.conditions import on_upstream_update
+from trending_assets.defs.automation.conditions import on_missing_or_changed, on_upstream_update
 
 
 class TrendingDbtTranslator(DagsterDbtTranslator):
@@ -22,4 +22,6 @@ class TrendingDbtTranslator(DagsterDbtTranslator):
         return dbt_resource_props["schema"]
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return on_missing_or_changed()
         return on_upstream_update()
