@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TRENDING_HOME ?= $(CURDIR)/data
 export TRENDING_HOME
+# dagster-dbt's prepare_if_dev() under `dagster dev` calls `dbt` by name
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DAGSTER_HOME := $(TRENDING_HOME)/dagster
 export TRENDING_WAREHOUSE := $(TRENDING_HOME)/warehouse.duckdb
 export WANDB_MODE ?= offline

@@ -12,6 +12,8 @@ from trending_assets.lib.home import TrendingHome
 INSTANCE_YAML = """\
 telemetry:
   enabled: false
+nux:
+  enabled: false
 concurrency:
   pools:
     default_limit: 1
