@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import duckdb
 
 from trending_assets.lib import landing, readers
 from trending_assets.lib.contracts import Contract, contract_for
-from trending_assets.lib.quarantine import validate
+from trending_assets.lib.quarantine import PARSED_TABLE, validate
 from trending_assets.lib.raw_schema import ddl
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,11 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def parse_file(
-    con: duckdb.DuckDBPyConnection, contract: Contract, landed: landing.LandedFile, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    landed: landing.LandedFile,
+    now: datetime,
+    accepted_text: bool = True,
 ) -> str:
     """Read and validate one landed file into a temp table (see ``quarantine.validate``); return its name."""
     lines = readers.read_lines(con, landed)
@@ -69,7 +74,9 @@ def parse_file(
         last = con.execute(f"SELECT max(line_number) FROM {lines}").fetchall()[0][0]
         unterminated = last
     fallback = datetime.fromtimestamp(landed.mtime_ns / 1e9, UTC).date()
-    return validate(con, contract, lines, now, unterminated, fallback)
+    parsed = validate(con, contract, lines, now, unterminated, fallback, accepted_text)
+    con.execute(f"DROP TABLE {lines}")
+    return parsed
 
 
 def file_partitions(landed: landing.LandedFile, entity: str, now: datetime | None = None) -> set[date]:
@@ -88,18 +95,42 @@ def _known_files(con: duckdb.DuckDBPyConnection, entity: str) -> dict[str, tuple
     return {path: (size, mtime, checksum, parts) for path, size, mtime, checksum, parts in rows}
 
 
-def _accumulate(con: duckdb.DuckDBPyConnection, parsed: str, source: str, day: date, first: bool) -> None:
-    verb = "CREATE OR REPLACE TEMP TABLE _partition_rows AS" if first else "INSERT INTO _partition_rows"
-    con.execute(
-        f"{verb} SELECT *, ? AS source_file FROM {parsed} WHERE partition_date = ?", [source, day]
-    )
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _accumulate(con: duckdb.DuckDBPyConnection, parsed: str, source: str, day: date, files_before: int) -> None:
+    """Add the rows of ``day`` from one parsed file to the view ``_partition_rows``.
+
+    Most partitions come from one file: its parsed table is kept and read through the view, not copied. A second
+    file turns the rows so far into a table and appends to it, so no more than one whole file is ever held besides
+    the partition's rows.
+    """
+    rows = f"SELECT *, {_literal(source)} AS source_file FROM {{table}} WHERE partition_date = DATE '{day}'"
+    if files_before == 0:
+        con.execute("DROP TABLE IF EXISTS _partition_file")
+        con.execute(f"ALTER TABLE {parsed} RENAME TO _partition_file")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _partition_rows AS {rows.format(table='_partition_file')}")
+        return
+    if files_before == 1:
+        _materialise(con, "SELECT * FROM _partition_rows")
+        con.execute("DROP TABLE _partition_file")
+    con.execute(f"INSERT INTO _partition_table {rows.format(table=parsed)}")
+
+
+def _materialise(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Make ``_partition_rows`` read a table holding the result of ``query``."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _partition_next AS {query}")
+    con.execute("DROP TABLE IF EXISTS _partition_table")
+    con.execute("ALTER TABLE _partition_next RENAME TO _partition_table")
+    con.execute("CREATE OR REPLACE TEMP VIEW _partition_rows AS SELECT * FROM _partition_table")
 
 
 def _dedupe_feedback(con: duckdb.DuckDBPyConnection) -> None:
     """Derive a stable event_id where missing; a repeated event_id is accepted once, later copies rejected."""
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _partition_rows AS
-        SELECT * REPLACE (
+    _materialise(
+        con,
+        """SELECT * REPLACE (
                  CASE WHEN reason IS NULL AND dup_rank > 1
                       THEN 'duplicate event_id ' || event_id || ': first accepted from ' || first_file
                            || ' line ' || first_line
@@ -115,7 +146,7 @@ def _dedupe_feedback(con: duckdb.DuckDBPyConnection) -> None:
                   FROM _partition_rows)
             WINDOW w AS (PARTITION BY CASE WHEN reason IS NULL THEN event_id END
                          ORDER BY source_file, line_number)
-        )"""
+        )""",
     )
 
 
@@ -135,37 +166,51 @@ def load_partition(
         log.warning("refused %s: %s", item.path, item.reason)
     report = PartitionLoad(entity, day, refused=refused)
     known = _known_files(con, entity)
+    dedupe = contract.entity == "feedback"  # accepted lines may still be rejected as duplicates: keep their text
     index_rows = []
-    first = True
-    for landed in files:
-        source = landing.relative_name(landed.path, landing_root)
-        cached = known.get(source)
-        if cached and cached[:2] == landed.fingerprint and day not in cached[3]:
-            continue
-        digest = landing.checksum(landed.path)
-        parsed = parse_file(con, contract, landed, now)
-        lines_read, partitions = con.execute(
-            f"SELECT count(*), list_sort(list_distinct(list(partition_date))) FROM {parsed}"
-        ).fetchall()[0]
-        index_rows.append((entity, source, digest, landed.size_bytes, landed.mtime_ns, lines_read, partitions or [], now))
-        if day not in (partitions or []):
-            continue
-        _accumulate(con, parsed, source, day, first)
-        first = False
-        report.files.append(FileLoad(source, digest, lines_read, tuple(partitions), 0, 0))
-    if first:  # nothing landed for this day: the partition becomes empty
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        for landed in files:
+            source = landing.relative_name(landed.path, landing_root)
+            cached = known.get(source)
+            if cached and cached[:2] == landed.fingerprint and day not in cached[3]:
+                continue
+            # Hash on a second core while DuckDB splits the file into lines, which runs on one.
+            hashing = hasher.submit(landing.checksum, landed.path)
+            parsed = parse_file(con, contract, landed, now, accepted_text=dedupe)
+            digest = hashing.result()
+            lines_read, partitions = con.execute(
+                f"SELECT count(*), list_sort(list_distinct(list(partition_date))) FROM {parsed}"
+            ).fetchall()[0]
+            index_rows.append(
+                (entity, source, digest, landed.size_bytes, landed.mtime_ns, lines_read, partitions or [], now)
+            )
+            if day not in (partitions or []):
+                continue
+            _accumulate(con, parsed, source, day, len(report.files))
+            report.files.append(FileLoad(source, digest, lines_read, tuple(partitions), 0, 0))
+    if not report.files:  # nothing landed for this day: the partition becomes empty
         _empty_rows(con, contract)
-    elif contract.entity == "feedback":
+    elif dedupe:
         _dedupe_feedback(con)
     _replace_partition(con, contract, day, now, index_rows)
     _summarise(con, report)
+    _drop_scratch(con)
     return report
 
 
+def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the temp tables of this load; a connection often loads a range of days in turn."""
+    con.execute("DROP VIEW IF EXISTS _partition_rows")
+    for table in ("_partition_file", "_partition_table", PARSED_TABLE):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def _empty_rows(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _partition_rows AS SELECT * FROM raw.{contract.table} WHERE false")
-    con.execute("ALTER TABLE _partition_rows ADD COLUMN reason VARCHAR")
-    con.execute("ALTER TABLE _partition_rows ADD COLUMN raw_text VARCHAR")
+    _materialise(
+        con,
+        "SELECT *, CAST(NULL AS VARCHAR) AS reason, CAST(NULL AS VARCHAR) AS raw_text "
+        f"FROM raw.{contract.table} WHERE false",
+    )
 
 
 def _replace_partition(
