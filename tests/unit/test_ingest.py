@@ -78,6 +78,9 @@ def test_good_lines_are_typed_with_lineage_and_canonical_genres(con, landing):
     (json.dumps(movie(scraped_at="yesterday")).encode(), "scraped_at: expected an ISO timestamp"),
     (json.dumps(movie(scraped_at="2031-01-01T00:00:00Z")).encode(), "is in the future"),
     (json.dumps(movie(release_date="soon")).encode(), "release_date: expected an ISO date or a year"),
+    (json.dumps(movie(popularity="NaN")).encode(), "popularity: expected a finite number"),
+    (json.dumps(movie(vote_average="inf")).encode(), "vote_average: expected a finite number"),
+    (json.dumps(movie(vote_count=1e20)).encode(), "vote_count: expected a 64-bit integer"),
     (b'["not", "an", "object"]', "expected a JSON object, got ARRAY"),
     (b'{"movie_id": "m1", "title": "caf\xe9", "scraped_at": "2026-01-05T10:00:00Z"}', "not valid UTF-8: byte 0xe9"),
 ])
@@ -142,7 +145,8 @@ def test_feedback_duplicate_event_id_counts_once_and_missing_ids_are_derived(con
     report = load(con, landing, "feedback")
     assert (report.accepted, report.rejected) == (2, 3)
     reasons = [r for _, r in rejects(con, "feedback_events")]
-    assert sum("duplicate event_id e1" in r for r in reasons) == 2
+    assert sum("duplicate event_id: e1 first accepted from feedback/a.jsonl line 1" in r for r in reasons) == 2
+    assert report.duplicates == 2 and report.reject_rate == 1 / 3  # re-deliveries are not bad data
     assert any("event_type: teleport is not one of" in r for r in reasons)
     derived = con.execute("SELECT event_id FROM raw.feedback_events WHERE event_id_derived").fetchall()
     write_lines(landing / "feedback" / "a.jsonl", [event, event, anonymous])  # re-landed: same derived id
@@ -225,3 +229,41 @@ def test_csv_and_parquet_follow_the_same_contract(con, landing, tmp_path):
         ("c1", ["drama", "romance"]), ("p1", ["horror"])]
     reasons = [r for _, r in rejects(con)]
     assert any("popularity" in r for r in reasons) and any("CSV row has 3 fields" in r for r in reasons)
+
+
+def test_future_lines_stay_rejected_when_the_partition_is_reloaded_later(con, landing):
+    write_lines(landing / "movies" / "a.jsonl", [movie("m1"), movie("m2", scraped_at="2026-01-20T00:00:00Z")])
+    assert (load(con, landing).accepted, len(rejects(con))) == (1, 1)
+    # a month later the line's date has passed; judged as of when the file landed, the partition is unchanged
+    later = load_partition(con, landing, "movies", DAY, now=datetime(2026, 2, 20))
+    assert (later.accepted, later.rejected) == (1, 1)
+    assert "is in the future" in rejects(con)[0][1]
+
+
+def test_byte_order_mark_is_ignored(con, landing):
+    path = landing / "movies" / "a.jsonl"
+    write_lines(path, [movie("m1"), movie("m2")])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    (landing / "movies" / "b.csv").write_bytes(b"\xef\xbb\xbfmovie_id,title,scraped_at\nc1,Alpha,2026-01-05T09:00:00Z\n")
+    assert (load(con, landing).accepted, rejects(con)) == (3, [])
+
+
+def test_derived_event_ids_tell_null_fields_apart(con, landing):
+    base = {"user_id": "u1", "movie_id": "m1", "event_type": "rating", "occurred_at": "2026-01-05T10:00:00Z"}
+    write_lines(landing / "feedback" / "a.jsonl", [{**base, "value": 5.0}, {**base, "payload": '"5.0"'}])
+    report = load(con, landing, "feedback")
+    assert (report.accepted, report.rejected) == (2, 0)
+
+
+def test_touched_file_is_not_reread_by_later_loads(con, landing, monkeypatch):
+    from trending_assets.lib import ingest
+
+    path = write_lines(landing / "movies" / "a.jsonl", [movie("m1")])
+    load(con, landing)
+    os.utime(path, ns=(5, 5))  # same bytes, new mtime
+    load(con, landing)  # re-reads once and records the new fingerprint
+    parsed = []
+    monkeypatch.setattr(ingest, "parse_file", lambda *args, **kwargs: parsed.append(args) or pytest.fail("re-read"))
+    load(con, landing, day=date(2026, 1, 6))
+    assert parsed == []
+

@@ -202,11 +202,15 @@ def field_sql(f: Field) -> FieldSQL:
             f"CASE WHEN {json_kind} = 'number' THEN TRY_CAST({text} AS DOUBLE) "
             f"WHEN {json_kind} = 'string' AND trim({text}) <> '' THEN TRY_CAST(trim({text}) AS DOUBLE) END AS {number}",
         ))
-        value = f"CAST({number} AS {sql_type})"
+        value = f"CASE WHEN isfinite({number}) THEN TRY_CAST({number} AS {sql_type}) END"
         empty_text = f"({json_kind} = 'string' AND trim({text}) = '')"
-        checks = [f"WHEN {present} AND NOT {empty_text} AND {number} IS NULL THEN {wrong.format(what='a number')}"]
+        checks = [
+            f"WHEN {present} AND NOT {empty_text} AND {number} IS NULL THEN {wrong.format(what='a number')}",
+            f"WHEN NOT isfinite({number}) THEN {wrong.format(what='a finite number')}",
+        ]
         if f.kind == "integer":
             checks.append(f"WHEN {number} <> floor({number}) THEN {wrong.format(what='a whole number')}")
+            checks.append(f"WHEN TRY_CAST({number} AS BIGINT) IS NULL THEN {wrong.format(what='a 64-bit integer')}")
         bounds = []
         if f.minimum is not None:
             bounds.append(f"{number} < {f.minimum}")

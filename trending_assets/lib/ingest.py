@@ -24,6 +24,8 @@ from trending_assets.lib.raw_schema import ddl
 
 log = logging.getLogger(__name__)
 
+DUPLICATE = "duplicate event_id"
+
 
 @dataclass(frozen=True)
 class FileLoad:
@@ -46,9 +48,16 @@ class PartitionLoad:
     reject_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
+    def duplicates(self) -> int:
+        """Re-delivered feedback events among the rejects (at-least-once delivery, not bad data)."""
+        return self.reject_reasons.get(DUPLICATE, 0)
+
+    @property
     def reject_rate(self) -> float:
-        total = self.accepted + self.rejected
-        return self.rejected / total if total else 0.0
+        """Share of bad lines, not counting re-delivered duplicates."""
+        bad = self.rejected - self.duplicates
+        total = self.accepted + bad
+        return bad / total if total else 0.0
 
 
 def utc_now() -> datetime:
@@ -86,13 +95,22 @@ def file_partitions(landed: landing.LandedFile, entity: str, now: datetime | Non
         return {row[0] for row in con.execute(f"SELECT DISTINCT partition_date FROM {parsed}").fetchall()}
 
 
-def _known_files(con: duckdb.DuckDBPyConnection, entity: str) -> dict[str, tuple[int, int, str, list[date]]]:
+@dataclass(frozen=True)
+class _KnownFile:
+    fingerprint: tuple[int, int]
+    checksum: str
+    partitions: list[date]
+    first_seen_at: datetime
+
+
+def _known_files(con: duckdb.DuckDBPyConnection, entity: str) -> dict[str, _KnownFile]:
+    """The newest indexed version of each landed path."""
     rows = con.execute(
-        "SELECT path, size_bytes, mtime_ns, checksum, partitions FROM raw.landing_files WHERE entity = ? "
-        "QUALIFY row_number() OVER (PARTITION BY path ORDER BY first_seen_at DESC) = 1",
+        "SELECT path, size_bytes, mtime_ns, checksum, partitions, first_seen_at FROM raw.landing_files "
+        "WHERE entity = ? QUALIFY row_number() OVER (PARTITION BY path ORDER BY first_seen_at DESC) = 1",
         [entity],
     ).fetchall()
-    return {path: (size, mtime, checksum, parts) for path, size, mtime, checksum, parts in rows}
+    return {path: _KnownFile((size, mtime), checksum, parts, seen) for path, size, mtime, checksum, parts, seen in rows}
 
 
 def _literal(text: str) -> str:
@@ -130,9 +148,9 @@ def _dedupe_feedback(con: duckdb.DuckDBPyConnection) -> None:
     """Derive a stable event_id where missing; a repeated event_id is accepted once, later copies rejected."""
     _materialise(
         con,
-        """SELECT * REPLACE (
+        f"""SELECT * REPLACE (
                  CASE WHEN reason IS NULL AND dup_rank > 1
-                      THEN 'duplicate event_id ' || event_id || ': first accepted from ' || first_file
+                      THEN '{DUPLICATE}: ' || event_id || ' first accepted from ' || first_file
                            || ' line ' || first_line
                       ELSE reason END AS reason)
         FROM (
@@ -140,12 +158,14 @@ def _dedupe_feedback(con: duckdb.DuckDBPyConnection) -> None:
                    row_number() OVER w AS dup_rank,
                    first_value(source_file) OVER w AS first_file,
                    first_value(line_number) OVER w AS first_line
-            FROM (SELECT * REPLACE (COALESCE(event_id, 'evt_' || left(sha256(concat_ws('|', user_id, movie_id,
-                                      event_type, occurred_at, value, payload)), 24)) AS event_id),
+            FROM (SELECT * REPLACE (COALESCE(event_id, 'evt_' || left(sha256(CAST(struct_pack(
+                                      u := user_id, m := movie_id, t := event_type, o := occurred_at, v := value,
+                                      p := payload) AS VARCHAR)), 24)) AS event_id),
                          event_id IS NULL AS event_id_derived
                   FROM _partition_rows)
+            -- the earliest occurrence wins, as in staging.stg_feedback_events
             WINDOW w AS (PARTITION BY CASE WHEN reason IS NULL THEN event_id END
-                         ORDER BY source_file, line_number)
+                         ORDER BY occurred_at, source_file, line_number)
         )""",
     )
 
@@ -172,12 +192,19 @@ def load_partition(
         for landed in files:
             source = landing.relative_name(landed.path, landing_root)
             cached = known.get(source)
-            if cached and cached[:2] == landed.fingerprint and day not in cached[3]:
+            if cached and cached.fingerprint == landed.fingerprint and day not in cached.partitions:
                 continue
-            # Hash on a second core while DuckDB splits the file into lines, which runs on one.
-            hashing = hasher.submit(landing.checksum, landed.path)
-            parsed = parse_file(con, contract, landed, now, accepted_text=dedupe)
-            digest = hashing.result()
+            if cached and cached.fingerprint != landed.fingerprint:
+                digest = landing.checksum(landed.path)  # touched or rewritten: is it still the same content?
+                as_of = cached.first_seen_at if digest == cached.checksum else now
+                parsed = parse_file(con, contract, landed, as_of, accepted_text=dedupe)
+            else:
+                # Hash on a second core while DuckDB splits the file into lines, which runs on one.
+                hashing = hasher.submit(landing.checksum, landed.path)
+                # "In the future" is judged as of when the file first landed, so a re-load gives the same rows.
+                as_of = cached.first_seen_at if cached else now
+                parsed = parse_file(con, contract, landed, as_of, accepted_text=dedupe)
+                digest = hashing.result()
             lines_read, partitions = con.execute(
                 f"SELECT count(*), list_sort(list_distinct(list(partition_date))) FROM {parsed}"
             ).fetchall()[0]
@@ -233,7 +260,12 @@ def _replace_partition(
             [now],
         )
         if index_rows:
-            con.executemany("INSERT OR IGNORE INTO raw.landing_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", index_rows)
+            # a touched file keeps its first_seen_at; its new fingerprint spares the next load a re-read
+            con.executemany(
+                "INSERT INTO raw.landing_files VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path, checksum) "
+                "DO UPDATE SET size_bytes = excluded.size_bytes, mtime_ns = excluded.mtime_ns",
+                index_rows,
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

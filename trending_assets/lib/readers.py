@@ -17,6 +17,7 @@ import pyarrow as pa
 from trending_assets.lib.landing import LandedFile
 
 LINES_TABLE = "_landing_lines"
+BOM = b"\xef\xbb\xbf"  # some Windows tools start UTF-8 files with a byte-order mark
 
 
 def _literal(path: str) -> str:
@@ -37,7 +38,7 @@ def _register(con: duckdb.DuckDBPyConnection, rows: list[tuple[int, str, str | N
 def _decoded_lines(data: bytes) -> list[tuple[int, str, str | None]]:
     """Slow path for files with bytes that are not UTF-8: decode line by line and flag the bad ones."""
     rows = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    for number, raw in enumerate(data.removeprefix(BOM).split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
@@ -72,7 +73,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
-    lines = landed.path.read_bytes().split(b"\n")
+    lines = landed.path.read_bytes().removeprefix(BOM).split(b"\n")
     rows: list[tuple[int, str, str | None]] = []
     header: list[str] | None = None
     for number, raw in enumerate(lines, start=1):
@@ -104,10 +105,12 @@ def _read_csv(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
 def _read_parquet(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
     try:
         con.execute(
+            # file_row_number keeps line numbers stable across reloads (row_number() OVER () is not ordered).
             f"""CREATE OR REPLACE TEMP TABLE {LINES_TABLE} AS
-            SELECT row_number() OVER () AS line_number, CAST(to_json(t) AS VARCHAR) AS raw_text,
-                   CAST(NULL AS VARCHAR) AS pre_reason
-            FROM read_parquet({_literal(str(landed.path))}) t"""
+            SELECT line_number, CAST(to_json(row) AS VARCHAR) AS raw_text, CAST(NULL AS VARCHAR) AS pre_reason
+            FROM (SELECT file_row_number + 1 AS line_number, * EXCLUDE (file_row_number)
+                  FROM read_parquet({_literal(str(landed.path))}, file_row_number = true)) AS rows,
+                 LATERAL (SELECT rows.* EXCLUDE (line_number)) AS row"""
         )
     except duckdb.Error as error:
         _register(con, [(0, "", f"unreadable Parquet file: {str(error).splitlines()[0]}")])
@@ -119,6 +122,8 @@ READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}
 def read_lines(con: duckdb.DuckDBPyConnection, landed: LandedFile) -> str:
     """Load ``landed`` into the temp table of numbered lines and return its name."""
     READERS[landed.format](con, landed)
+    con.execute(f"UPDATE {LINES_TABLE} SET raw_text = ltrim(raw_text, chr(65279)) "
+                "WHERE line_number = 1 AND starts_with(raw_text, chr(65279))")
     return LINES_TABLE
 
 

@@ -57,6 +57,7 @@ def _checks(reports: list[PartitionLoad], schema_problems: list[str]) -> list[dg
                 "reject_rate": dg.MetadataValue.float(round(rate, 4)),
                 "worst_day": str(worst.partition_date),
                 "rejected": worst.rejected,
+                "duplicates_not_counted": worst.duplicates,
                 "warn_above": REJECT_WARN,
                 "error_above": REJECT_ERROR,
                 "top_reasons": dg.MetadataValue.json(dict(list(worst.reject_reasons.items())[:5])),
