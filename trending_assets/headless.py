@@ -34,11 +34,22 @@ def days_between(start: date, end: date) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
+def _selection(select: str, graph) -> set[dg.AssetKey]:
+    try:
+        keys = dg.AssetSelection.from_string(select).resolve(graph)
+    except Exception as error:  # Dagster raises several types for a bad selection string
+        raise ValueError(f"--select {select!r} is not an asset selection ({error}); "
+                         "try 'group:ingest', 'key:raw/movies' or 'key:\"raw/movies\"+'") from None
+    if not keys:
+        raise ValueError(f"--select {select!r} matches no asset; `make dev` lists them under Lineage")
+    return keys
+
+
 def materialize_range(start: date, end: date, select: str | None, echo: Callable[[str], None] = print) -> None:
     """Ingest each day in [start, end] then build everything downstream, as runs on the persistent instance."""
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
-    wanted = dg.AssetSelection.from_string(select).resolve(graph) if select else None
+    wanted = _selection(select, graph) if select else None
     instance = dg.DagsterInstance.get()
     for job_name, groups, partitioned in (
         ("ingest_job", ("ingest",), True),

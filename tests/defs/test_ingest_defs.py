@@ -88,3 +88,21 @@ def test_landing_sensor_requests_exactly_the_touched_days_once(home, warehouse_r
     assert [(r.tags["dagster/asset_partition_range_start"], [k.to_user_string() for k in r.asset_selection])
             for r in third.run_requests] == [("2026-01-06", ["raw/movies"])]
     assert third.run_requests[0].run_key != first.run_requests[1].run_key
+
+
+def test_a_day_without_a_partition_yet_does_not_hold_back_the_others(home, warehouse_resource, monkeypatch):
+    from trending_assets.defs.ingest import sensors
+
+    instance = dg.DagsterInstance.ephemeral()
+    _write_movies(home, "today.jsonl", 2, 0, day="2026-01-05")
+    _write_movies(home, "tomorrow.jsonl", 2, 0, day="2026-01-06")
+    only_today = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-06")
+    monkeypatch.setattr(sensors, "daily_partitions", only_today)
+    first = _tick(instance, warehouse_resource)
+    assert [r.tags["dagster/asset_partition_range_end"] for r in first.run_requests] == ["2026-01-05"]
+    assert "movies/tomorrow.jsonl" not in json.loads(first.cursor)["files"]  # retried once its day exists
+    monkeypatch.setattr(sensors, "daily_partitions", dg.DailyPartitionsDefinition(start_date="2026-01-01",
+                                                                                    end_date="2026-01-07"))
+    second = _tick(instance, warehouse_resource, first.cursor)
+    assert [r.tags["dagster/asset_partition_range_start"] for r in second.run_requests] == ["2026-01-06"]
+

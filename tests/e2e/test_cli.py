@@ -45,6 +45,12 @@ def test_materialize_fills_every_layer_and_records_runs(materialized):
     assert len(runs) == 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
 
+def test_select_limits_the_run_to_the_chosen_assets(materialized):
+    out = run(materialized, "materialize", "--start", "2026-01-02", "--select", "key:raw/movies").stdout
+    assert "ingest_job [2026-01-02 .. 2026-01-02]: ok" in out
+    assert "build_job" not in out
+
+
 def test_analysts_read_the_snapshot_while_a_materialization_writes(materialized):
     query = "SELECT count(*) FROM raw.movies"
     snapshot = materialized / "warehouse_snapshot.duckdb"
@@ -73,6 +79,8 @@ def test_analysts_read_the_snapshot_while_a_materialization_writes(materialized)
     (["simulate", "--start", "2026-01-01", "--days", "1", "--scenario", "chaos"], "invalid choice: 'chaos'"),
     (["materialize", "--start", "2026-01-05", "--end", "2026-01-01"], "--end 2026-01-01 is before --start 2026-01-05"),
     (["query", "SELECT 1"], "no warehouse snapshot"),
+    (["materialize", "--start", "2026-01-01", "--select", "bogus:::"], "--select 'bogus:::' is not an asset selection"),
+    (["materialize", "--start", "2026-01-01", "--select", "group:nothing"], "matches no asset"),
 ])
 def test_cli_errors_name_the_bad_value_and_the_fix(tmp_path, args, message):
     result = run(tmp_path / "empty-home", *args, check=False)

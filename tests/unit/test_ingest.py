@@ -267,3 +267,17 @@ def test_touched_file_is_not_reread_by_later_loads(con, landing, monkeypatch):
     load(con, landing, day=date(2026, 1, 6))
     assert parsed == []
 
+
+def test_content_landed_again_is_judged_as_of_its_first_landing(con, landing):
+    path = landing / "movies" / "a.jsonl"
+    version_a = [movie("m1"), movie("m2", scraped_at="2026-01-20T00:00:00Z")]
+    write_lines(path, version_a)
+    load(con, landing)
+    write_lines(path, [movie("m1")])
+    os.utime(path, ns=(10**18, 10**18))
+    load_partition(con, landing, "movies", DAY, now=datetime(2026, 1, 11))
+    write_lines(path, version_a)  # A -> B -> A: the same bytes as the first delivery
+    os.utime(path, ns=(2 * 10**18, 2 * 10**18))
+    again = load_partition(con, landing, "movies", DAY, now=datetime(2026, 3, 1))
+    assert (again.accepted, again.rejected) == (1, 1)  # m2 is still "in the future" as of the first landing
+

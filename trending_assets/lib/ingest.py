@@ -104,10 +104,10 @@ class _KnownFile:
 
 
 def _known_files(con: duckdb.DuckDBPyConnection, entity: str) -> dict[str, _KnownFile]:
-    """The newest indexed version of each landed path."""
+    """The most recently landed indexed version of each path (a re-landed version's mtime is refreshed)."""
     rows = con.execute(
-        "SELECT path, size_bytes, mtime_ns, checksum, partitions, first_seen_at FROM raw.landing_files "
-        "WHERE entity = ? QUALIFY row_number() OVER (PARTITION BY path ORDER BY first_seen_at DESC) = 1",
+        "SELECT path, size_bytes, mtime_ns, checksum, partitions, first_seen_at FROM raw.landing_files WHERE entity = ? "
+        "QUALIFY row_number() OVER (PARTITION BY path ORDER BY mtime_ns DESC, first_seen_at DESC) = 1",
         [entity],
     ).fetchall()
     return {path: _KnownFile((size, mtime), checksum, parts, seen) for path, size, mtime, checksum, parts, seen in rows}
@@ -142,6 +142,13 @@ def _materialise(con: duckdb.DuckDBPyConnection, query: str) -> None:
     con.execute("DROP TABLE IF EXISTS _partition_table")
     con.execute("ALTER TABLE _partition_next RENAME TO _partition_table")
     con.execute("CREATE OR REPLACE TEMP VIEW _partition_rows AS SELECT * FROM _partition_table")
+
+
+def _first_seen(con: duckdb.DuckDBPyConnection, source: str, digest: str) -> datetime | None:
+    rows = con.execute(
+        "SELECT first_seen_at FROM raw.landing_files WHERE path = ? AND checksum = ?", [source, digest]
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _dedupe_feedback(con: duckdb.DuckDBPyConnection) -> None:
@@ -195,8 +202,8 @@ def load_partition(
             if cached and cached.fingerprint == landed.fingerprint and day not in cached.partitions:
                 continue
             if cached and cached.fingerprint != landed.fingerprint:
-                digest = landing.checksum(landed.path)  # touched or rewritten: is it still the same content?
-                as_of = cached.first_seen_at if digest == cached.checksum else now
+                digest = landing.checksum(landed.path)  # touched or rewritten: is it content seen before?
+                as_of = _first_seen(con, source, digest) or now
                 parsed = parse_file(con, contract, landed, as_of, accepted_text=dedupe)
             else:
                 # Hash on a second core while DuckDB splits the file into lines, which runs on one.

@@ -49,11 +49,15 @@ def labeled_movies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql(DIM_MOVIES_SQL).pl()
 
 
-def frozen_static_test_set(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[pl.DataFrame, datetime]:
-    """The static test set's rows as frozen at first call, freezing them now if this is the first call.
+def frozen_static_test_set(
+    con: duckdb.DuckDBPyConnection, now: datetime, min_rows: int
+) -> tuple[pl.DataFrame, datetime | None]:
+    """The static test set's rows and when they were frozen; freezes them now on the first call that has
+    at least ``min_rows`` labeled movies in the test bucket (before that: the candidates and None).
 
     The rows themselves are frozen, not just the ids: a later re-scrape of a test movie must not change what
-    models are compared on.
+    models are compared on. Waiting for ``min_rows`` keeps a first build on a nearly empty warehouse from
+    freezing a uselessly small set forever.
     """
     ensure_ml_schema(con)
     exists = con.execute(
@@ -62,12 +66,13 @@ def frozen_static_test_set(con: duckdb.DuckDBPyConnection, now: datetime) -> tup
     if not exists:
         movies = labeled_movies(con).filter(pl.col("genres").list.len() > 0)
         test, _ = split_static_test(movies)
+        if test.height < min_rows:
+            return test.sort("movie_id"), None
         con.register("_static_test", test.sort("movie_id"))
         con.execute("CREATE TABLE ml.static_test_set AS SELECT *, CAST(? AS TIMESTAMP) AS frozen_at FROM _static_test", [now])
         con.unregister("_static_test")
     frozen = con.sql("SELECT * FROM ml.static_test_set ORDER BY movie_id").pl()
-    frozen_at = frozen["frozen_at"].min() if frozen.height else now
-    return frozen.drop("frozen_at"), frozen_at
+    return frozen.drop("frozen_at"), frozen["frozen_at"].min()
 
 
 def source_partitions(rows: pl.DataFrame) -> list[date]:

@@ -1,9 +1,9 @@
 """Curated training windows: which labeled movies a model trains on, and the content hash that names them.
 
-Time runs on ``first_seen_date``, the day a movie was first scraped. A static test set, chosen by a hash of
-the movie id, is held out of every window and backtest slice; because membership is a pure function of the
-id it never needs storing and never changes as the catalogue grows. How rows are sampled lives in
-``sampling.py``.
+Time runs on ``first_seen_date``, the day a movie was first scraped. The static test bucket, chosen by a hash
+of the movie id, is held out of every window and backtest slice; because membership is a pure function of the
+id, no window can ever overlap it, whenever the test set's rows were frozen (see ``window_store``). How rows
+are sampled lives in ``sampling.py``.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ named as (
     select
         occurrences.*,
         case when event_type = 'genre_correction' then
-            list_transform(
+            list_filter(list_transform(
                 try_cast(json_extract(payload, '$.genres') as varchar[]),
                 lambda genre: regexp_replace(lower(trim(genre)), '[\s\-]+', '_', 'g')
-            )
+            ), lambda name: name <> '')
         end as correction_names,
         taxonomy.genre_of
     from occurrences cross join taxonomy
@@ -33,7 +33,7 @@ select
     list_sort(list_distinct(list_filter(
         list_transform(correction_names, lambda name: genre_of[name]), lambda genre: genre is not null
     ))) as corrected_genres,
-    list_filter(correction_names, lambda name: genre_of[name] is null) as corrected_genres_unknown,
+    list_distinct(list_filter(correction_names, lambda name: genre_of[name] is null)) as corrected_genres_unknown,
     model_version,
     experiment_id,
     variant,

@@ -8,7 +8,8 @@ ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.groups("ingest"),
     partitions_def=daily_partitions,
-    description="Load one day of landed files into the raw tables (the landing sensor launches it).",
+    description="Load a range of days of landed files into the raw tables (what `trending materialize` and a "
+    "person in the UI launch; landing_sensor requests the same raw assets directly).",
 )
 
 build_job = dg.define_asset_job(

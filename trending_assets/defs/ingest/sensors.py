@@ -31,19 +31,18 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
         if str(refused.path) not in known_refused:
             context.log.warning(f"refused landing file {refused.path}: {refused.reason}")
     valid_keys = set(daily_partitions.get_partition_keys())
-    early = sorted(day.isoformat() for day in changes.partitions if day.isoformat() not in valid_keys)
+    early = sorted(day for day in changes.partitions if day.isoformat() not in valid_keys)
     if early:
         # e.g. a scrape stamped minutes after UTC midnight, before that day's partition exists: forget those files
         # in the cursor so a later tick, once the partition exists, picks them up again.
-        context.log.info(f"landing rows for {', '.join(early)} have no partition yet; will retry")
+        context.log.info(f"landing rows for {', '.join(map(str, early))} have no partition yet; will retry")
         for name, entry in list(changes.state.items()):
-            if set(entry["partitions"]) & set(early):
+            if set(entry["partitions"]) & {d.isoformat() for d in early}:
                 del changes.state[name]
+    ready = {day: entities for day, entities in changes.partitions.items() if day not in early}
     run_requests = []
-    for first, last, entities in contiguous_ranges(changes.partitions):
+    for first, last, entities in contiguous_ranges(ready):
         start, end = first.isoformat(), last.isoformat()
-        if start not in valid_keys or end not in valid_keys:
-            continue
         run_key = hashlib.sha256(json.dumps([start, end, sorted(entities), changes.changed_files]).encode()).hexdigest()
         run_requests.append(
             dg.RunRequest(

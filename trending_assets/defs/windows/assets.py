@@ -17,6 +17,10 @@ COMMON = dict(key_prefix=["ml"], group_name="windows", kinds={"duckdb", "parquet
               automation_condition=on_upstream_update())
 
 
+class StaticTestConfig(dg.Config):
+    min_rows: int = 30  # freeze only once the test bucket holds this many labeled movies
+
+
 class BacktestConfig(dg.Config):
     days: int = 3  # the newest days, held out of the default training window
 
@@ -52,13 +56,18 @@ def _genre_table(counts: dict[str, int]) -> str:
 
 @dg.asset(deps=[DIM_MOVIES], description="A frozen static test set: movies whose id hashes into the test "
           "bucket, frozen at first materialization and never part of any training window.", **COMMON)
-def static_test_set(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def static_test_set(context: dg.AssetExecutionContext, config: StaticTestConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     now = utc_now()
     with warehouse.connect() as con:
-        rows, frozen_at = window_store.frozen_static_test_set(con, now)
+        rows, frozen_at = window_store.frozen_static_test_set(con, now, config.min_rows)
+        if frozen_at is None:
+            context.log.warning(f"static test set not frozen yet: {rows.height} labeled movies in the test bucket, "
+                                f"waiting for {config.min_rows}")
+            return dg.MaterializeResult(metadata={"dagster/row_count": 0, "frozen": False, "candidates": rows.height,
+                                                  "min_rows": config.min_rows})
         digest, path, counts = _publish(con, warehouse, "static_test", rows, start=None, end=_latest_day(rows), now=now)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows.height, "window_id": digest, "frozen_at": str(frozen_at),
+        metadata={"dagster/row_count": rows.height, "frozen": True, "window_id": digest, "frozen_at": str(frozen_at),
                   "path": dg.MetadataValue.path(str(path)), "rows_per_genre": dg.MetadataValue.md(_genre_table(counts))},
         data_version=dg.DataVersion(digest),
     )
