@@ -39,19 +39,34 @@ def configure(home: TrendingHome | None = None) -> TrendingHome:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     if fresh:
         _create_instance_storage()
+    if not home.warehouse.exists():
+        _create_raw_schema(home)
     return home
 
 
+def _create_raw_schema(home: TrendingHome) -> None:
+    """Empty raw tables from the start, so dbt's sources exist before the first file lands."""
+    from trending_assets.lib import warehouse
+    from trending_assets.lib.ingest import ensure_raw_schema
+
+    with warehouse.connect(home.warehouse) as con:
+        ensure_raw_schema(con)
+
+
 def _create_instance_storage() -> None:
-    """Create the instance's SQLite storage once, up front.
+    """Create the instance's SQLite storage and the warehouse pool's limit once, up front.
 
     A daemon and its code server that both find no storage race to create it, which can leave two alembic
-    heads behind and a code location that never loads.
+    heads behind and a code location that never loads. And a pool whose limit is only set from `default_limit`
+    when its first run is queued lets the runs queued in that same first tick start together, two DuckDB
+    writers at once.
     """
     import dagster as dg
 
-    with dg.DagsterInstance.get():
-        pass
+    from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL
+
+    with dg.DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
 
 
 def repo_root() -> Path:

@@ -2,17 +2,25 @@
 
 import dagster as dg
 
+# Raw day partitions: some days never have data, so "missing" says nothing about them.
+DAILY_PARTITIONED = dg.AssetSelection.groups("ingest")
+
 
 def on_upstream_update() -> dg.AutomationCondition:
-    """Run after any upstream asset (or any day partition of one) updates, once nothing upstream is running.
+    """Run after any upstream asset (or any day partition of one) updates, once nothing upstream is running and
+    every unpartitioned upstream asset exists.
 
-    Unlike ``eager()`` it neither waits for every upstream day to exist (a mart over daily partitions would wait
-    forever for days that never had data) nor fires on a never-built asset before its sources exist.
+    Unlike ``eager()`` it does not wait for every upstream *day* to exist (a mart over daily partitions would
+    wait forever for days that never had data), but it does wait for built upstream tables: otherwise a mart
+    could be requested beside one of its staging views while the other view's raw table is still loading.
     """
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        # reset only by a request, not by the asset's own materialization: an upstream update that lands in the
+        # same tick window as a previous build finishing must still trigger the next build
+        dg.AutomationCondition.any_deps_updated().since(dg.AutomationCondition.newly_requested())
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.any_deps_missing().ignore(DAILY_PARTITIONED)
     ).with_label("on_upstream_update")
 
 
