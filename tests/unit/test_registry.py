@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def write_artifact(folder: Path, name: str, content: bytes = b"model bytes") -> 
 def register(con, folder: Path, family: str = "xgboost", **overrides) -> registry.ModelVersion:
     """A version with plausible defaults; each call writes its own artifact file."""
     artifact = overrides.pop("artifact", None) or write_artifact(
-        folder, f"artifacts/{family}-{random.random()}.json", os.urandom(64)
+        folder, f"artifacts/{family}-{uuid.uuid4().hex}.bin", os.urandom(64)
     )
     arguments = dict(
         family=family, artifact_dir_or_path=artifact, training_mode="stateless", training_reason="scheduled",
@@ -297,7 +298,7 @@ def run_threads(count: int, work) -> list:
         barrier.wait()
         try:
             results[index] = work(index)
-        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+        except BaseException as error:  # handed to the main thread
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
@@ -396,7 +397,7 @@ def interleave(slow_cursor: PausingCursor, slow, fast) -> dict:
     def run():
         try:
             outcome["result"] = slow()
-        except Exception as error:  # noqa: BLE001 - handed to the test
+        except Exception as error:  # handed to the test
             outcome["error"] = error
 
     worker = threading.Thread(target=run)
