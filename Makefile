@@ -12,7 +12,8 @@ export TRENDING_WAREHOUSE := $(TRENDING_HOME)/warehouse.duckdb
 export WANDB_MODE ?= offline
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
-DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
+# absolute: dbt records root_path from it, and dbt-duckdb reads seeds at root_path/... from dagster-dbt's cwd
+DBT_FLAGS := --project-dir $(CURDIR)/dbt_project --profiles-dir $(CURDIR)/dbt_project
 
 .PHONY: install manifest demo test dev bench clean
 
