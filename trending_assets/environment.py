@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from trending_assets.lib.home import TrendingHome
 
@@ -68,6 +67,3 @@ def _create_instance_storage() -> None:
     with dg.DagsterInstance.get() as instance:
         instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
 
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]

@@ -14,10 +14,10 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from trending_assets.environment import repo_root
-from trending_assets.lib.home import TrendingHome
+from trending_assets.defs.ingest.sensors import RAW_KEYS as INGESTED
+from trending_assets.lib.home import REPO_ROOT, TrendingHome
 
-RAW_KEYS = [dg.AssetKey(["raw", t]) for t in ("movies", "reviews", "feedback_events")]
+RAW_KEYS = list(INGESTED.values())
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 
@@ -79,7 +79,7 @@ def start_daemon(home: TrendingHome) -> subprocess.Popen:
     log = open(home.dagster_home / "daemon.log", "ab")
     return subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-        cwd=repo_root(), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
         start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 

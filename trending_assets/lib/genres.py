@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 
-TAXONOMY_CSV = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds" / "genre_taxonomy.csv"
+from trending_assets.lib.home import REPO_ROOT
+
+TAXONOMY_CSV = REPO_ROOT / "dbt_project" / "seeds" / "genre_taxonomy.csv"
 
 
 def _load() -> tuple[tuple[str, ...], dict[str, str]]:
