@@ -146,7 +146,8 @@ def test_stateful_child_starts_from_the_parent_and_leaves_it_untouched(trained, 
     before = parameters(parent)
     new, replay = toy_movies(48, seed=2), toy_movies(200, seed=3)
 
-    frozen, _ = train_stateful(parent, new, replay, TransformerConfig(learning_rate=0.0, max_length=32),
+    frozen, _ = train_stateful(parent, new, replay,
+                               TransformerConfig(learning_rate=0.0, head_learning_rate=0.0, max_length=32),
                                base_dir=base)
     child, report = train_stateful(parent, new, replay, TransformerConfig(epochs=2, learning_rate=1e-3, max_length=32),
                                    base_dir=base)
@@ -255,3 +256,14 @@ def test_real_minilm_trains_a_step_offline(monkeypatch):
     assert (report.steps, report.examples_seen, report.device) == (1, 4, resolve_device("auto").type)
     assert math.isfinite(report.final_loss)
     assert model.predict_proba(movies).shape == (4, len(CANONICAL_GENRES))
+
+
+def test_the_new_head_learns_at_its_own_rate_while_the_encoder_stays(trained, base):
+    parent = trained[0]
+    before = parameters(parent)
+    config = TransformerConfig(learning_rate=0.0, head_learning_rate=1e-2, max_length=32)
+
+    child, _ = train_stateful(parent, toy_movies(32, seed=4), None, config, base_dir=base)
+
+    moved = {name for name, tensor in parameters(child).items() if not torch.equal(tensor, before[name])}
+    assert moved and all(name.startswith(("classifier.", "bert.pooler.")) for name in moved)

@@ -39,6 +39,10 @@ class TransformerConfig:
     max_length: int = 128
     batch_size: int = 16
     learning_rate: float = 5e-5
+    # The classifier head and the pooler start from random weights (the sentence-transformers checkpoint has
+    # neither), so they take a far larger step than the pretrained encoder; at one rate for all, a short CPU run
+    # learns almost nothing (demo window, 600 movies, 2 epochs: static-test macro F1 0.06 vs 0.70 with this).
+    head_learning_rate: float = 3e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     seed: int = 0
@@ -54,15 +58,16 @@ class TransformerConfig:
         if self.max_length < 4:
             raise ValueError(f"TransformerConfig.max_length must leave room for text beside the special tokens "
                              f"(at least 4), got {self.max_length}")
-        if self.learning_rate < 0 or self.weight_decay < 0:
-            raise ValueError("TransformerConfig.learning_rate and weight_decay cannot be negative")
+        if self.learning_rate < 0 or self.head_learning_rate < 0 or self.weight_decay < 0:
+            raise ValueError("TransformerConfig.learning_rate, head_learning_rate and weight_decay cannot be negative")
         for name in ("warmup_ratio", "replay_share"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"TransformerConfig.{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"TransformerConfig.threshold must be in (0, 1), got {self.threshold}")
         resolve_device(self.device)
-        for name in ("learning_rate", "weight_decay", "warmup_ratio", "threshold", "replay_share"):
+        for name in ("learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio", "threshold",
+                     "replay_share"):
             object.__setattr__(self, name, float(getattr(self, name)))  # so 1 and 1.0 give one version
 
     @property

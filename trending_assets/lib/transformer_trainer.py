@@ -189,7 +189,7 @@ def _fit(network, tokenizer, card: ModelCard, new: pl.DataFrame, replay: pl.Data
     network.to(device).train()
     steps_per_epoch = math.ceil(rows.height / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(_parameter_groups(network, config.weight_decay), lr=config.learning_rate)
+    optimizer = torch.optim.AdamW(_parameter_groups(network, config), lr=config.learning_rate)
     schedule = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     order_rng = torch.Generator().manual_seed(config.seed)
@@ -231,12 +231,20 @@ def _fit(network, tokenizer, card: ModelCard, new: pl.DataFrame, replay: pl.Data
     return model, report
 
 
-def _parameter_groups(network: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Decay weight matrices only, not biases or LayerNorm scales (the 1-D parameters): the usual BERT recipe."""
-    decay, keep = [], []
-    for parameter in network.parameters():
-        (keep if parameter.ndim < 2 else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
+HEAD_PREFIXES = ("classifier.", "bert.pooler.")
+
+
+def _parameter_groups(network: torch.nn.Module, config: TransformerConfig) -> list[dict]:
+    """The encoder at ``learning_rate``, decaying weight matrices only, not biases or LayerNorm scales (the usual
+    BERT recipe); the head (classifier and pooler) at ``head_learning_rate``, without decay."""
+    decay, keep, head = [], [], []
+    for name, parameter in network.named_parameters():
+        if name.startswith(HEAD_PREFIXES):
+            head.append(parameter)
+        else:
+            (keep if parameter.ndim < 2 else decay).append(parameter)
+    return [{"params": decay, "weight_decay": config.weight_decay}, {"params": keep, "weight_decay": 0.0},
+            {"params": head, "weight_decay": 0.0, "lr": config.head_learning_rate}]
 
 
 def _with_model_id(card: ModelCard, texts: list[str], targets: torch.Tensor) -> ModelCard:
