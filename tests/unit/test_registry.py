@@ -445,3 +445,37 @@ def test_archiving_a_version_being_aliased_is_refused(con, tmp_path):
                          lambda: set_alias(con, "champion", "xgboost-v1", "job:promote", "promote", NOW))
     assert "alias champion points at it" in str(outcome["error"])
     assert registry.get(con, "xgboost-v1").stage == "candidate"
+
+
+# -- compare-and-set and metrics -----------------------------------------------------------------------------
+
+def test_first_champion_is_a_compare_and_set(con, tmp_path):
+    first = register(con, tmp_path)
+    second = register(con, tmp_path)
+    registry.set_alias(con, "champion", first.version_id, "job:test", "first to pass", expected=None)
+    with pytest.raises(registry.AliasConflictError, match=f"points at {first.version_id}"):
+        registry.set_alias(con, "champion", second.version_id, "job:test", "also first?", expected=None)
+    assert registry.resolve_alias(con, "champion").version_id == first.version_id
+    assert [m.to_version for m in registry.alias_history(con, "champion")] == [first.version_id]
+
+
+def test_only_one_of_two_concurrent_first_champions_wins(con, tmp_path):
+    versions = [register(con, tmp_path) for _ in range(4)]
+
+    def claim(index: int) -> bool:
+        cursor = con.cursor()
+        try:
+            registry.set_alias(cursor, "champion", versions[index].version_id, "job:test", "first", expected=None)
+            return True
+        except registry.AliasConflictError:
+            return False
+
+    assert sorted(run_threads(4, claim)) == [False, False, False, True]
+    assert len(registry.alias_history(con, "champion")) == 1
+
+
+def test_add_metrics_merges_into_the_summary(con, tmp_path):
+    version = register(con, tmp_path)
+    updated = registry.add_metrics(con, version.version_id, {"static_test_macro_f1": 0.5})
+    assert updated.metrics == {**version.metrics, "static_test_macro_f1": 0.5}
+    assert registry.get(con, version.version_id).metrics["static_test_macro_f1"] == 0.5

@@ -18,6 +18,7 @@ other). Stage changes go to ``ml.stage_history``; a version's ``created_at`` is 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -48,10 +49,10 @@ from trending_assets.lib.registry_schema import (
 )
 
 __all__ = [  # the public API; the records, RegistryBusyError and ensure_schema come from registry_schema
-    "AliasMove", "ArtifactError", "ModelVersion", "RegistryBusyError", "StageChange", "UnknownAliasError",
-    "UnknownVersionError", "alias_history", "artifact_sha256", "ensure_schema", "get", "list_aliases",
-    "list_versions", "load_artifact", "register", "resolve_alias", "rollback_target", "set_alias", "set_stage",
-    "stage_history",
+    "AliasConflictError", "AliasMove", "ArtifactError", "ModelVersion", "RegistryBusyError", "StageChange",
+    "UnknownAliasError", "UnknownVersionError", "add_metrics", "alias_history", "artifact_sha256", "ensure_schema",
+    "get", "list_aliases", "list_versions", "load_artifact", "register", "resolve_alias", "rollback_target",
+    "set_alias", "set_stage", "stage_history",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,13 @@ class UnknownVersionError(LookupError):
 
 class UnknownAliasError(LookupError):
     """No alias of that name was ever set."""
+
+
+class AliasConflictError(RuntimeError):
+    """A compare-and-set alias move found the alias somewhere other than expected (someone moved it first)."""
+
+
+_ANY = object()  # set_alias without a compare-and-set condition
 
 
 # -- artifacts ---------------------------------------------------------------------------------------------
@@ -209,6 +217,21 @@ def list_versions(con: duckdb.DuckDBPyConnection, family: str | None = None) -> 
     return [version_from_row(row) for row in rows]
 
 
+def add_metrics(con: duckdb.DuckDBPyConnection, version_id: str, metrics: dict) -> ModelVersion:
+    """Merge ``metrics`` into the version's metrics summary (evaluation adds its headline numbers after
+    training registered the version); keys already there are overwritten."""
+    metrics = json_safe("metrics", metrics)
+    ensure_schema(con)
+
+    def merge() -> ModelVersion:
+        version = get(con, version_id)
+        con.execute("UPDATE ml.model_versions SET metrics = ?, revision = revision + 1 WHERE version_id = ?",
+                    [json.dumps({**version.metrics, **metrics}, sort_keys=True), version_id])
+        return get(con, version_id)
+
+    return run_in_transaction(con, merge, f"adding metrics to {version_id}")
+
+
 def set_stage(
     con: duckdb.DuckDBPyConnection, version_id: str, stage: str, actor: str, reason: str, now: datetime | None = None
 ) -> ModelVersion:
@@ -254,10 +277,14 @@ def stage_history(con: duckdb.DuckDBPyConnection, version_id: str | None = None)
 
 def set_alias(
     con: duckdb.DuckDBPyConnection, alias: str, version_id: str | None, actor: str, reason: str,
-    now: datetime | None = None,
+    now: datetime | None = None, *, expected: str | None | object = _ANY,
 ) -> AliasMove | None:
     """Point ``alias`` at ``version_id`` (None removes it) and append the move to ``ml.alias_history``, in one
-    transaction. Returns the history row, or None when the alias already points there (nothing is written)."""
+    transaction. Returns the history row, or None when the alias already points there (nothing is written).
+
+    ``expected`` makes the move a compare-and-set: it happens only if the alias points at ``expected`` now
+    (None: never set or removed), else AliasConflictError. "Make this the first champion" is
+    ``expected=None``, so two models that pass their gates at once cannot both become champion."""
     check_name("alias", alias, "champion")
     check_actor_and_reason(actor, reason)
     ensure_schema(con)
@@ -267,6 +294,9 @@ def set_alias(
         if not current and version_id is None:
             raise _unknown_alias(con, alias)
         from_version = current[0][0] if current else None
+        if expected is not _ANY and from_version != expected:
+            raise AliasConflictError(f"{alias} points at {from_version or 'nothing'}, not at {expected or 'nothing'} "
+                                     f"as {actor} expected; re-read the alias and decide again")
         if current and from_version == version_id:
             return None
         if version_id is not None:
