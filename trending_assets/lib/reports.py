@@ -1,0 +1,165 @@
+"""What a person sees of an evaluation in the Dagster UI: markdown tables and small PNG plots.
+
+Plots are drawn on a bare ``matplotlib.figure.Figure`` rather than through pyplot, so no global figure state or
+GUI backend is involved and runs in parallel threads cannot draw on each other's figures. They are kept small
+(6 inches wide at ``DPI``) because a markdown metadata value carries them inline as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+from matplotlib.figure import Figure
+
+# 100 dpi at 6 inches wide keeps a plot's PNG in the tens of kilobytes, far below what a metadata value can hold.
+DPI = 100
+WIDTH_INCHES = 6.0
+MISSING = "—"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FRESHNESS_COLUMNS: tuple[str, ...] = ("label", "age_days_mid", "micro_f1", "macro_f1")
+
+
+def markdown_table(frame: pl.DataFrame, float_format: str = "{:.3f}", max_rows: int = 50) -> str:
+    """``frame`` as a GitHub markdown table: floats through ``float_format``, null as "—", numbers right-aligned.
+
+    Only the first ``max_rows`` rows are shown; a last line says how many more there were.
+    """
+    if max_rows < 0:
+        raise ValueError(f"max_rows must be at least 0; got {max_rows!r}")
+    if frame.width == 0:
+        return "_(no columns)_"
+    numeric = [frame.schema[c].is_numeric() for c in frame.columns]
+    lines = [
+        _row(_cell(c, float_format) for c in frame.columns),
+        _row("---:" if right else "---" for right in numeric),
+    ]
+    lines += [_row(_cell(v, float_format) for v in row) for row in frame.head(max_rows).iter_rows()]
+    if frame.is_empty():
+        lines.append("\n_(no rows)_")
+    elif frame.height > max_rows:
+        lines.append(f"\n... {frame.height - max_rows} more rows")
+    return "\n".join(lines)
+
+
+def per_genre_f1_plot(
+    candidate: dict[str, float],
+    reference: dict[str, float] | None,
+    candidate_name: str,
+    reference_name: str | None,
+    title: str,
+) -> bytes:
+    """PNG of per-genre F1 as horizontal bars, alphabetical from the top, the reference's beside the candidate's.
+
+    A genre only one side scored gets only that side's bar. Without a reference (no champion yet), the candidate
+    is drawn alone.
+    """
+    sides = [(candidate_name, candidate)]
+    if reference is not None:
+        sides.append((reference_name or "reference", reference))
+    genres = sorted(set().union(*(scores for _, scores in sides)))
+    # A quarter inch per genre keeps 18 genres legible while the figure stays small.
+    figure = Figure(figsize=(WIDTH_INCHES, min(8.0, max(3.0, 1.0 + 0.25 * len(genres)))), layout="constrained")
+    axes = figure.add_subplot()
+    height = 0.8 / len(sides)
+    for i, (name, scores) in enumerate(sides):
+        positions = [g + (i - (len(sides) - 1) / 2) * height for g in range(len(genres))]
+        axes.barh(positions, [scores.get(g, math.nan) for g in genres], height=height, label=name)
+    axes.set_yticks(range(len(genres)), genres, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("F1")
+    axes.set_title(title, fontsize=10)
+    if genres:
+        figure.legend(loc="outside upper center", ncols=len(sides), fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no genres scored", ha="center", va="center", transform=axes.transAxes)
+    return _png(figure)
+
+
+def freshness_plot(table: pl.DataFrame) -> bytes:
+    """PNG of the value-of-freshness experiment: macro and micro F1 on the newest movies per training-data age.
+
+    ``table`` is ``freshness.run_experiment``'s: one row per age bucket with ``label``, ``age_days_mid``,
+    ``micro_f1`` and ``macro_f1``. Newest data is on the left; a bucket without scores (too few movies to
+    train on) is marked "insufficient data".
+    """
+    missing = [c for c in FRESHNESS_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"freshness table lacks column(s) {', '.join(missing)}; pass freshness.run_experiment's table"
+        )
+    rows = table.sort("age_days_mid")
+    figure = Figure(figsize=(WIDTH_INCHES, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    width = 0.38
+    for offset, metric in ((-width / 2, "macro_f1"), (width / 2, "micro_f1")):
+        values = [math.nan if v is None else v for v in rows[metric]]
+        bars = axes.bar([x + offset for x in range(rows.height)], values, width=width, label=metric.replace("_", " "))
+        axes.bar_label(bars, labels=["" if math.isnan(v) else f"{v:.3f}" for v in values], fontsize=7, padding=2)
+    for x, (micro, macro) in enumerate(zip(rows["micro_f1"], rows["macro_f1"])):
+        if micro is None and macro is None:
+            axes.text(x, 0.05, "insufficient\ndata", ha="center", fontsize=8, color="dimgray")
+    axes.set_xticks(range(rows.height), rows["label"].to_list(), fontsize=8)
+    # Fixed, because autoscaling ignores the empty bars of an insufficient bucket at either end.
+    axes.set_xlim(-0.5, max(rows.height, 1) - 0.5)
+    axes.set_ylim(0, 1.05)
+    axes.set_xlabel("age of the training data")
+    axes.set_ylabel("F1 on the newest movies")
+    axes.set_title("Value of freshness: equal-sized models trained on older data", fontsize=10)
+    if rows.is_empty():
+        axes.text(0.5, 0.5, "no age buckets", ha="center", va="center", transform=axes.transAxes)
+    else:
+        figure.legend(loc="outside upper center", ncols=2, fontsize=8)
+    return _png(figure)
+
+
+def write_png(png: bytes, path: Path) -> Path:
+    """Write ``png`` to ``path``, creating its folders; through a temporary file, so no reader sees half an image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(png)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    """``![alt](data:image/png;base64,...)``: the image inline, so a markdown metadata value shows it by itself."""
+    if not png.startswith(PNG_SIGNATURE):
+        raise ValueError("markdown_image takes PNG bytes (as the plot functions here return); these are not a PNG")
+    escaped = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return f"![{escaped}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _cell(value: object, float_format: str) -> str:
+    """One value as table text; pipes are escaped and line breaks flattened, which would otherwise break the row."""
+    if value is None:
+        return MISSING
+    if isinstance(value, float):
+        text = float_format.format(value)
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(_cell(v, float_format) for v in value)
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
