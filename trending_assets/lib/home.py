@@ -63,9 +63,15 @@ class TrendingHome:
     def wandb(self) -> Path:
         return self.root / "wandb"
 
+    @property
+    def reports(self) -> Path:
+        """Evaluation reports and plots, one folder per model version or experiment."""
+        return self.root / "reports"
+
     def ensure(self) -> "TrendingHome":
         """Create the folders (idempotent) and return self."""
-        for path in (self.root, self.dagster_home, self.ground_truth, self.windows, self.models, self.wandb):
+        for path in (self.root, self.dagster_home, self.ground_truth, self.windows, self.models, self.wandb,
+                     self.reports):
             path.mkdir(parents=True, exist_ok=True)
         for entity in ENTITIES:
             self.landing_dir(entity).mkdir(parents=True, exist_ok=True)
