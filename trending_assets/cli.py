@@ -77,7 +77,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     start = end - timedelta(days=args.days - 1)
     sim = simulate(home, start, args.days, scenario=args.scenario, seed=args.seed, noise=args.noise)
     print(f"[1/3] simulated {args.days} days ({start} .. {end}, scenario {sim.scenario}) into {home.landing}")
-    print("[2/3] starting dagster-daemon: landing_sensor ingests, automation builds dbt, windows, snapshot")
+    print("[2/3] starting dagster-daemon: landing_sensor ingests; automation builds dbt, windows, trains and "
+          "evaluates both model families, runs the gates, stages what passes, publishes the snapshot")
     daemon = headless.start_daemon(home)
     try:
         state = headless.wait_for_automation(headless.days_between(start, end), args.timeout, daemon)
@@ -89,7 +90,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with warehouse.read_snapshot(home.warehouse_snapshot) as con:
         print(summary.render(con))
     print(f"\nquery it:   .venv/bin/trending query \"SELECT * FROM marts.dim_movies LIMIT 5\"\n"
-          f"browse it:  make dev   (Dagster UI: lineage landing -> raw -> staging -> marts -> windows)\n"
+          f"models:     .venv/bin/trending query \"SELECT * FROM ml.gate_results\"   (reports: {home.reports})\n"
+          f"browse it:  make dev   (Dagster UI: lineage landing -> raw -> marts -> windows -> models -> evaluation)\n"
           f"state:      {home.root}")
 
 

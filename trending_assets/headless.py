@@ -15,9 +15,12 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from trending_assets.defs.ingest.sensors import RAW_KEYS as INGESTED
+from trending_assets.lib.genre_model import FAMILIES
 from trending_assets.lib.home import REPO_ROOT, TrendingHome
 
 RAW_KEYS = list(INGESTED.values())
+# No new run for this long (the automation sensor ticks every 10 s) and none in flight: nothing is left to do.
+QUIET_S = 30.0
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 
@@ -54,6 +57,10 @@ def materialize_range(start: date, end: date, select: str | None, echo: Callable
     for job_name, groups, partitioned in (
         ("ingest_job", ("ingest",), True),
         ("build_job", ("staging", "marts", "windows", "warehouse"), False),
+        ("train_job", ("models", "evaluation"), False),
+        # again, so analysts see the registry and evaluations: a gate that fails skips everything downstream of
+        # the evaluation in train_job's own run, the snapshot included
+        ("build_job", ("warehouse",), False),
     ):
         keys = dg.AssetSelection.groups(*groups).resolve(graph)
         if wanted is not None:
@@ -69,9 +76,24 @@ def materialize_range(start: date, end: date, select: str | None, echo: Callable
             instance=instance, asset_selection=sorted(keys), tags=tags, raise_on_error=False
         )
         label = job_name + (f" [{start} .. {end}]" if partitioned else "")
+        held_back = gate_failures(result)
+        if not result.success and held_back is not None:
+            echo(f"{label}: ok, but the offline gates held back: {', '.join(held_back)} (run {result.run_id[:8]}; "
+                 "ml.gate_results says why)")
+            continue
         echo(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
         if not result.success:
             raise SystemExit(f"{label} failed; open `make dev` and look at run {result.run_id}")
+
+
+def gate_failures(result: dg.ExecuteInProcessResult) -> list[str] | None:
+    """The failed blocking checks when they are the run's only failures (a rejected candidate is the gates
+    working, not the run breaking); None when anything else failed."""
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    if not failures or any(e.event_specific_data.error.cls_name != "DagsterAssetCheckFailedError" for e in failures):
+        return None
+    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return sorted(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed)
 
 
 def start_daemon(home: TrendingHome) -> subprocess.Popen:
@@ -101,23 +123,42 @@ def stop_daemon(process: subprocess.Popen, grace_s: float = 20.0) -> None:
 
 
 def progress(instance: dg.DagsterInstance, partitions: list[str]) -> dict[str, object]:
-    """How far the automation got: raw partitions loaded, downstream built since, runs in flight."""
+    """How far the automation got: raw partitions loaded, downstream built since, runs in flight, and how long
+    since the newest run was created (a window with nothing new trains no candidate, so "quiet" is the end,
+    not "a candidate per window")."""
     loaded = sum(
         len(instance.get_materialized_partitions(key) & set(partitions)) for key in RAW_KEYS
     )
     last_raw = max((_timestamp(instance, key) for key in RAW_KEYS), default=0.0)
     snapshot = _timestamp(instance, dg.AssetKey("warehouse_snapshot"))
     window = _timestamp(instance, dg.AssetKey(["ml", "training_window"]))
+    models = [_timestamp(instance, dg.AssetKey(["ml", f"{family}_{step}"]))
+              for family in FAMILIES for step in ("evaluation", "staging")]
+    evaluated = models[::2]
+    records = instance.get_run_records(limit=1)
+    quiet_s = time.time() - records[0].create_timestamp.timestamp() if records else 0.0
     in_flight = len(instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT)))
-    failed = len(instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])))
+    failed = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    held_back = [r for r in failed if _only_gates_failed(instance, r.dagster_run.run_id)]
     return {
         "raw_partitions": loaded,
         "expected": len(partitions) * len(RAW_KEYS),
         "window_built": window > last_raw > 0,
-        "snapshot_current": snapshot > max(last_raw, window) > 0,
+        "models_evaluated": sum(t > 0 for t in evaluated),
+        "snapshot_current": snapshot > max(last_raw, window, *models) > 0,
         "in_flight": in_flight,
-        "failed_runs": failed,
+        "quiet_s": quiet_s,
+        "failed_runs": len(failed) - len(held_back),
+        "held_back_runs": len(held_back),
     }
+
+
+def _only_gates_failed(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """A run whose only failures are blocking gate checks: a candidate was held back, nothing broke."""
+    failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return bool(failures) and all(
+        e.dagster_event.event_specific_data.error.cls_name == "DagsterAssetCheckFailedError" for e in failures
+    )
 
 
 def _timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:
@@ -135,13 +176,16 @@ def wait_for_automation(
     while True:
         state = progress(instance, partitions)
         line = (f"raw partitions {state['raw_partitions']}/{state['expected']}, window built: "
-                f"{state['window_built']}, snapshot current: {state['snapshot_current']}, "
-                f"runs in flight: {state['in_flight']}, failed: {state['failed_runs']}")
+                f"{state['window_built']}, model families evaluated: {state['models_evaluated']}/{len(FAMILIES)}, "
+                f"snapshot current: "
+                f"{state['snapshot_current']}, runs in flight: {state['in_flight']}, failed: {state['failed_runs']}, "
+                f"held back by gates: {state['held_back_runs']}")
         if line != last_line:
             echo(f"  {line}")
             last_line = line
-        done = (state["raw_partitions"] == state["expected"] and state["snapshot_current"]
-                and state["in_flight"] == 0)
+        # not "models evaluated": a window too small to train on never gets a candidate, and that is an answer too
+        done = (state["raw_partitions"] == state["expected"] and state["window_built"]
+                and state["snapshot_current"] and state["in_flight"] == 0 and state["quiet_s"] > QUIET_S)
         if done or state["failed_runs"]:
             return state
         if daemon.poll() is not None:

@@ -17,3 +17,11 @@ build_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("staging", "marts", "windows", "warehouse"),
     description="dbt build (staging, marts, tests), the curated windows, and the analysts' snapshot.",
 )
+
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=dg.AssetSelection.groups("models", "evaluation"),
+    description="Train both model families on the current window (hybrid policy), evaluate them, judge them with "
+    "the offline gates and stage those that pass (what `trending materialize` runs after build_job, before "
+    "republishing the snapshot).",
+)

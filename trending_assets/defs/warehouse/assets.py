@@ -5,11 +5,17 @@ import dagster as dg
 from trending_assets.defs.automation.conditions import on_upstream_update
 from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
 from trending_assets.lib import warehouse as warehouse_lib
+from trending_assets.lib.genre_model import FAMILIES
 
 UPSTREAM = [
     dg.AssetKey(["marts", name])
     for name in ("dim_movies", "fct_reviews", "fct_feedback_events", "agg_feedback_daily", "fct_genre_corrections")
-] + [dg.AssetKey(["ml", name]) for name in ("training_window", "backtest_slice", "static_test_set")]
+] + [dg.AssetKey(["ml", name]) for name in ("training_window", "backtest_slice", "static_test_set")] + [
+    # the registry and evaluations live in the same file: republish once models are evaluated and staged
+    dg.AssetKey(["ml", f"{family}_{step}"]) for family in FAMILIES for step in ("evaluation", "staging")
+] + [dg.AssetKey(["ml", "freshness_experiment"])]
+# models and experiments may not exist yet (no candidate passed its gates): they must not hold the snapshot back
+MAY_BE_MISSING = dg.AssetSelection.groups("models", "evaluation")
 
 
 @dg.asset(
@@ -17,7 +23,7 @@ UPSTREAM = [
     group_name="warehouse",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    automation_condition=on_upstream_update(),
+    automation_condition=on_upstream_update(may_be_missing=MAY_BE_MISSING),
     description="warehouse_snapshot.duckdb: a consistent copy analysts open read-only "
     "(`trending query`, `duckdb -readonly`) while the platform keeps writing the live file.",
 )
