@@ -107,6 +107,8 @@ def test_a_parent_other_than_the_champion_is_compared_too_which_measures_forgett
     assert set(result.rows) == {"xgboost-v3", "transformer-v1", "xgboost-v2"}
     forgetting = result.comparison("xgboost-v2", STATIC_TEST)
     assert forgetting.high < 0  # the child lost what its parent knew
+    lost = result.headline["static_test_forgetting_macro_f1"]
+    assert lost > 0 and lost == pytest.approx(-forgetting.diff, abs=1e-4)
     assert result.comparison("transformer-v1", STATIC_TEST) is not None
 
 
@@ -116,6 +118,7 @@ def test_a_parent_that_is_the_champion_is_compared_once(datasets):
 
     assert set(result.rows) == {"xgboost-v2", "xgboost-v1"}
     assert len(result.comparisons) == 4  # two datasets, two metrics
+    assert result.headline["static_test_forgetting_macro_f1"] < 0  # the oracle child improved on its parent
 
 
 def test_a_reference_over_other_genres_cannot_be_compared(datasets):

@@ -42,6 +42,25 @@ def load(family: str, path: str | Path, device: str = "auto") -> GenreModel:
     return TransformerModel.load(path, device=device)
 
 
+def load_version(version, device: str = "auto") -> GenreModel:
+    """A registered version's model, after checking its artifact's checksum (``registry.ArtifactError`` if the
+    files are missing or changed)."""
+    from trending_assets.lib import registry
+
+    return load(version.family, registry.load_artifact(version), device=device)
+
+
+def load_alias(con, alias: str, device: str = "auto") -> tuple[str, GenreModel]:
+    """The version an alias points at and its model, e.g. ``load_alias(con, "champion")``; LookupError when the
+    alias was never set or has been removed."""
+    from trending_assets.lib import registry
+
+    version = registry.resolve_alias(con, alias)
+    if version is None:
+        raise LookupError(f"alias {alias!r} was removed and points at no model; set it with registry.set_alias")
+    return version.version_id, load_version(version, device=device)
+
+
 def threshold_of(model: GenreModel) -> float:
     """The decision threshold the model was trained for (the transformer's card carries one)."""
     card = getattr(model, "card", None)

@@ -101,6 +101,11 @@ def evaluate_candidate(
         overall = rows[candidate_id][-1].filter(pl.col("slice") == "all")
         for metric, value in zip(overall["metric"], overall["value"]):
             headline[f"{data.name}_{metric}"] = round(float(value), 4)
+    if parent is not None:
+        kept = next((c for c in comparisons
+                     if c.reference == parent[0] and c.dataset == STATIC_TEST and c.metric == "macro_f1"), None)
+        if kept is not None:  # what the parent knew that the stateful child lost (negative: it improved)
+            headline[f"{STATIC_TEST}_forgetting_macro_f1"] = round(-kept.diff, 4)
     return CandidateEvaluation(
         candidate=candidate_id, reference=scored[1].version_id,
         rows={v: pl.concat(r) for v, r in rows.items() if r}, comparisons=comparisons, headline=headline,

@@ -54,7 +54,7 @@ def _datasets(context) -> list[Dataset]:
 
 
 def _load(version: registry.ModelVersion):
-    return genre_model.load(version.family, registry.load_artifact(version))
+    return genre_model.load_version(version)
 
 
 def _champion(con) -> registry.ModelVersion | None:
@@ -104,7 +104,7 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
             registry.add_metrics(con, version_id, result.headline)
         report = evaluation_report(result, warehouse.home.reports / version_id)
         with wandb.run(f"{version_id}-evaluation", {"version_id": version_id, "reference": result.reference},
-                       log=context.log) as run:
+                       log=context.log, job_type="evaluate", group=version_id) as run:
             run.log_metrics(result.headline)
             rows = result.rows[version_id]
             run.log_table("evaluation", rows.columns, rows.rows())
@@ -187,7 +187,8 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
             aliases = registry.list_aliases(con)
             history = registry.alias_history(con, alias)
         context.log.info(f"{version_id} is now {version.stage}, alias {alias}")
-        with wandb.run(f"{version_id}-{alias}", {"version_id": version_id}, log=context.log) as run:
+        with wandb.run(f"{version_id}-{alias}", {"version_id": version_id}, log=context.log, job_type="stage",
+                       group=version_id) as run:
             run.log_model(registry.load_artifact(version), f"{family}-genre-model",
                           aliases=[alias, version.stage, version_id], metadata={"registry_version": version_id})
         yield dg.MaterializeResult(metadata={
@@ -234,9 +235,10 @@ def _stale_reference(con, version_id: str, verdicts: list[gate_store.Verdict]) -
     judged_against = {v.reference for v in verdicts}
     if judged_against == {expected}:
         return None
+    family = version_id.split("-v")[0]
     return (f"{version_id} passed its gates against {', '.join(sorted(map(str, judged_against)))}, but the champion "
-            f"is now {expected}; it stays a candidate; materialize ml/{version_id.split('-v')[0]}_evaluation to judge it "
-            f"against {expected}")
+            f"is now {expected}; it stays a candidate; materialize ml/{family}_evaluation to judge it against "
+            f"{expected}")
 
 
 def _claim_alias(con, version_id: str, actor: str, reason: str) -> str:
