@@ -79,8 +79,11 @@ def tracked_run(
     config: Mapping[str, Any],
     job_type: str = "train",
     warn: Callable[[str], None] = log.warning,
+    group: str | None = None,
 ) -> Iterator[TrackedRun]:
-    """A guarded W&B run for the ``with`` block; finished (and flushed to disk offline) on exit."""
+    """A guarded W&B run for the ``with`` block; finished (and flushed to disk offline) on exit.
+
+    ``group`` gathers the runs of one model version (train, evaluate, stage) in the W&B UI."""
     mode = resolve_mode(mode)
     run = None
     if mode != "disabled":
@@ -89,7 +92,7 @@ def tracked_run(
 
             directory.mkdir(parents=True, exist_ok=True)
             run = wandb.init(mode=mode, dir=str(directory), project=project, name=name, config=dict(config),
-                             job_type=job_type, reinit="finish_previous")
+                             job_type=job_type, group=group, reinit="finish_previous")
         except Exception as error:
             warn(f"W&B init failed ({type(error).__name__}: {error}); training continues without tracking")
     tracked = TrackedRun(run, warn)

@@ -20,10 +20,13 @@ class WandbResource(dg.ConfigurableResource):
     directory: str = str(TrendingHome.from_env().wandb)
 
     @contextmanager
-    def run(self, name: str, config: Mapping[str, Any], log=None) -> Iterator[tracking.TrackedRun]:
-        """A guarded run; ``log`` (e.g. ``context.log``) receives the warnings when W&B fails."""
+    def run(self, name: str, config: Mapping[str, Any], log=None, job_type: str = "train",
+            group: str | None = None) -> Iterator[tracking.TrackedRun]:
+        """A guarded run; ``log`` (e.g. ``context.log``) receives the warnings when W&B fails; ``group`` (the model
+        version) gathers its train, evaluate and stage runs."""
         warn = log.warning if log is not None else tracking.log.warning
-        with tracking.tracked_run(self.mode, Path(self.directory), self.project, name, config, warn=warn) as run:
+        with tracking.tracked_run(self.mode, Path(self.directory), self.project, name, config, job_type=job_type,
+                                  warn=warn, group=group) as run:
             yield run
 
 

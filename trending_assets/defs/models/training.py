@@ -52,8 +52,8 @@ def _train(
     with warehouse.connect() as con:
         version = training.register(con, trained, window["window_id"], config.every_k)
     context.log.info(f"registered {version.version_id} as a candidate ({trained.metrics['train_seconds']:.1f}s)")
-    with wandb.run(version.version_id, {"family": family, "window_id": window["window_id"], "mode": decision.mode,
-                                        **trained.hyperparameters}, log=context.log) as run:
+    tracked = {"family": family, "window_id": window["window_id"], "mode": decision.mode, **trained.hyperparameters}
+    with wandb.run(version.version_id, tracked, log=context.log, group=version.version_id) as run:
         run.log_metrics({k: v for k, v in trained.metrics.items() if isinstance(v, int | float)})
         run.log_model(trained.artifact, f"{family}-genre-model", aliases=["candidate", version.version_id],
                       metadata={"registry_version": version.version_id, "sha256": version.artifact_sha256})
