@@ -39,9 +39,10 @@ class TransformerConfig:
     max_length: int = 128
     batch_size: int = 16
     learning_rate: float = 5e-5
-    # The classifier head and the pooler start from random weights (the sentence-transformers checkpoint has
-    # neither), so they take a far larger step than the pretrained encoder; at one rate for all, a short CPU run
-    # learns almost nothing (demo window, 600 movies, 2 epochs: static-test macro F1 0.06 vs 0.70 with this).
+    # The classifier head starts from random weights and the pooler was never tuned for this model's use
+    # (sentence-transformers pools by mean), so both take a far larger step than the pretrained encoder; at one
+    # rate for all, a short CPU run learns almost nothing (demo window, 600 movies, 2 epochs: static-test macro F1
+    # 0.06 vs 0.70 with this).
     head_learning_rate: float = 3e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1

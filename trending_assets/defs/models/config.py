@@ -43,7 +43,7 @@ class TransformerTrainingConfig(PolicyConfig):
     epochs: int = 2
     batch_size: int = 16
     learning_rate: float = 1e-4  # the pretrained encoder
-    head_learning_rate: float = 3e-3  # the freshly initialised classifier head and pooler
+    head_learning_rate: float = 3e-3  # the freshly initialised classifier head and the pooler
     replay_share: float = 0.3  # share of a stateful run's rows drawn from older movies (against forgetting)
     device: str = "auto"  # "auto": CUDA when available, else CPU
     seed: int = 0
