@@ -48,6 +48,7 @@ dev: manifest
 
 bench: manifest
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/retrain.py
 
 clean:
 	rm -rf $(VENV) dbt_project/target dbt_project/logs

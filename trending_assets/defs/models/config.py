@@ -17,7 +17,7 @@ class PolicyConfig(dg.Config):
 
 class XGBoostTrainingConfig(PolicyConfig):
     n_rounds: int = 100  # stateless rounds
-    extra_rounds: int = 20  # rounds a stateful update adds on the new movies
+    extra_rounds: int = 10  # rounds a stateful update adds on the new movies (docs/benchmarks.md: cost vs F1)
     max_depth: int = 6
     eta: float = 0.1
     subsample: float = 0.8
