@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from trending_assets.lib.gate_store import Verdict, latest, record
+from trending_assets.lib.gate_store import Verdict, latest, record, stronger_first_candidate
 from trending_assets.lib.warehouse import connect
 
 MORNING = datetime(2024, 4, 1, 9, 0)
@@ -53,3 +53,39 @@ def test_a_batch_is_recorded_whole_or_not_at_all(con):
     with pytest.raises(duckdb.ConstraintException):
         record(con, [verdict("xgboost-v1", "artifact_loads_and_predicts", True, MORNING), broken])
     assert latest(con, "xgboost-v1") == []
+
+
+def registered(con, tmp_path: Path, family: str, macro_f1: float) -> str:
+    from trending_assets.lib import registry
+
+    artifact = tmp_path / f"{family}.bin"
+    artifact.write_bytes(family.encode())
+    version = registry.register(con, family, artifact, "stateless", "first", None, "w1", "c1", {}, {})
+    registry.add_metrics(con, version.version_id, {"static_test_macro_f1": macro_f1})
+    return version.version_id
+
+
+def passed_all(version_id: str, reference: str = "baseline:prevalence") -> list[Verdict]:
+    return [Verdict(version_id, gate, True, "passed", reference, {}, MORNING)
+            for gate in ("artifact_loads_and_predicts", "non_inferior_macro_f1", "no_genre_collapse")]
+
+
+def test_the_stronger_of_two_first_round_candidates_goes_first(con, tmp_path):
+    weak = registered(con, tmp_path, "transformer", 0.74)
+    strong = registered(con, tmp_path, "xgboost", 0.93)
+    record(con, passed_all(weak) + passed_all(strong))
+
+    assert stronger_first_candidate(con, weak, "baseline:prevalence") == (strong, 0.93, 0.74)
+    assert stronger_first_candidate(con, strong, "baseline:prevalence") is None
+
+
+def test_a_rival_that_failed_a_gate_or_was_judged_against_a_champion_does_not_count(con, tmp_path):
+    weak = registered(con, tmp_path, "transformer", 0.74)
+    failed = registered(con, tmp_path, "xgboost", 0.93)
+    judged_later = registered(con, tmp_path, "xgboost", 0.95)
+    record(con, passed_all(weak) + passed_all(judged_later, reference="xgboost-v9"))
+    record(con, [v if v.gate != "no_genre_collapse" else Verdict(v.version_id, v.gate, False, "collapsed",
+                                                                  v.reference, {}, v.evaluated_at)
+                 for v in passed_all(failed)])
+
+    assert stronger_first_candidate(con, weak, "baseline:prevalence") is None

@@ -65,3 +65,33 @@ def latest(con: duckdb.DuckDBPyConnection, version_id: str) -> list[Verdict]:
         [version_id],
     ).fetchall()
     return [Verdict(*row[:5], json.loads(row[5]), row[6]) for row in rows]
+
+
+def stronger_first_candidate(
+    con: duckdb.DuckDBPyConnection, version_id: str, baseline: str
+) -> tuple[str, float, float] | None:
+    """Another candidate that also passed every gate against ``baseline`` (so: judged while there was no
+    champion) with a higher static-test macro F1 than ``version_id``: (its id, its F1, ours), or None.
+
+    When two families pass their first gates in the same round, the first champion should be the stronger one,
+    not whichever staging step happens to run first.
+    """
+    ensure_schema(con)
+    rows = con.execute(
+        """WITH latest AS (
+               SELECT * FROM ml.gate_results
+               QUALIFY row_number() OVER (PARTITION BY version_id, gate ORDER BY evaluated_at DESC) = 1),
+           first_round AS (
+               SELECT version_id FROM latest GROUP BY version_id
+               HAVING bool_and(passed) AND bool_and(reference = ?)),
+           scored AS (
+               SELECT v.version_id, v.stage,
+                      TRY_CAST(json_extract(v.metrics, '$.static_test_macro_f1') AS DOUBLE) AS f1
+               FROM ml.model_versions v JOIN first_round USING (version_id))
+           SELECT rival.version_id, rival.f1, mine.f1 FROM scored rival, scored mine
+           WHERE mine.version_id = ? AND rival.version_id <> mine.version_id AND rival.stage = 'candidate'
+             AND rival.f1 > mine.f1
+           ORDER BY rival.f1 DESC LIMIT 1""",
+        [baseline, version_id],
+    ).fetchall()
+    return rows[0] if rows else None

@@ -170,11 +170,11 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
                 why = "; ".join([f"{v.gate}: {v.summary}" for v in failed] + [f"{g}: not judged" for g in missing])
                 raise dg.Failure(f"{version_id} cannot go to staging: {why}. Train a better candidate, or re-run "
                                  f"ml/{family}_evaluation with its gates.")
-            stale = _stale_reference(con, version_id, verdicts)
-            if stale:
-                context.log.warning(stale)
+            held_back = _held_back(con, version_id, verdicts)
+            if held_back:
+                context.log.warning(held_back)
                 context.log_event(dg.AssetObservation(asset_key=context.asset_key,
-                                                      metadata={"version_id": version_id, "held_back": stale}))
+                                                      metadata={"version_id": version_id, "held_back": held_back}))
                 return  # stays a candidate; no materialization, so nothing is staged
             reason = "passed offline gates: " + "; ".join(v.summary for v in verdicts)
             version = registry.get(con, version_id)
@@ -225,15 +225,20 @@ def _judge(inputs: dict, config: GateConfig, warehouse: WarehouseResource) -> li
     ]
 
 
-def _stale_reference(con, version_id: str, verdicts: list[gate_store.Verdict]) -> str | None:
-    """Why the gates' verdict no longer applies, or None: it compared the candidate with a reference that is not
-    the champion any more (two candidates judged against the baseline at once; the other became champion)."""
+def _held_back(con, version_id: str, verdicts: list[gate_store.Verdict]) -> str | None:
+    """Why a candidate that passed its gates still must not be staged, or None. Either the verdict compared it
+    with a reference that is not the champion any more (two candidates judged against the baseline at once; the
+    other became champion), or there is no champion yet and a stronger first-round candidate should be it."""
     champion = _champion(con)
     if champion is not None and champion.version_id == version_id:
         return None
     expected = champion.version_id if champion is not None else BASELINE
     judged_against = {v.reference for v in verdicts}
     if judged_against == {expected}:
+        if champion is None and (rival := gate_store.stronger_first_candidate(con, version_id, BASELINE)):
+            return (f"{version_id} passed its gates, but so did {rival[0]}, with a higher static-test macro F1 "
+                    f"({rival[1]:.3f} vs {rival[2]:.3f}): it becomes the first champion; {version_id} stays a "
+                    "candidate")
         return None
     family = version_id.split("-v")[0]
     return (f"{version_id} passed its gates against {', '.join(sorted(map(str, judged_against)))}, but the champion "
