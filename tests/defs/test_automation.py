@@ -43,8 +43,19 @@ def test_raw_updates_rebuild_the_downstream_chain_once_in_dependency_order():
             break
     assert not requested, "the chain keeps rebuilding without new data"
     assert {"staging/stg_reviews", "staging/stg_feedback_events", "marts/dim_movies", "marts/fct_feedback_events",
-            "ml/training_window", "ml/static_test_set", "ml/backtest_slice", "warehouse_snapshot"} <= built
+            "ml/training_window", "ml/static_test_set", "ml/backtest_slice", "warehouse_snapshot",
+            "ml/xgboost_candidate", "ml/transformer_candidate", "ml/xgboost_evaluation", "ml/transformer_evaluation",
+            "ml/freshness_experiment"} <= built
     assert not any(key.startswith(("raw/", "landing/")) for key in built)
+    # staging waits for the blocking gates: none has passed yet
+    assert not any(key.endswith("_staging") for key in built)
+
+    for family, passed in (("xgboost", True), ("transformer", False)):
+        for gate in ("artifact_loads_and_predicts", "non_inferior_macro_f1", "no_genre_collapse"):
+            instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(["ml", f"{family}_evaluation"]), check_name=gate, passed=passed))
+    _, requested = _tick(defs, instance, result.cursor)
+    assert "ml/xgboost_staging" in requested and "ml/transformer_staging" not in requested
 
 
 def test_every_asset_is_described_grouped_and_kinded():

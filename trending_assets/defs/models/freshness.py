@@ -19,6 +19,19 @@ BACKTEST_SLICE = dg.AssetKey(["ml", "backtest_slice"])
 DIM_MOVIES = dg.AssetKey(["marts", "dim_movies"])
 
 
+def first_run() -> dg.AutomationCondition:
+    """Once, as soon as its inputs exist, so a new deployment shows the experiment before the first Monday; not
+    again after a failure (``on_missing()`` waits for the asset to *become* missing, which a never-built asset
+    whose inputs arrive later never does)."""
+    return (
+        dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.execution_failed()
+    ).with_label("first_run")
+
+
 class FreshnessConfig(dg.Config):
     bucket_days: int = 30  # shrunk automatically when the history is shorter than n_buckets x bucket_days
     n_buckets: int = 3
@@ -30,7 +43,7 @@ class FreshnessConfig(dg.Config):
 @dg.asset(
     key=["ml", "freshness_experiment"], deps=[DIM_MOVIES, BACKTEST_SLICE], group_name="evaluation",
     kinds={"xgboost", "duckdb"}, pool=WAREHOUSE_POOL, op_tags=HEAVY,
-    automation_condition=dg.AutomationCondition.on_cron("0 5 * * 1") | dg.AutomationCondition.on_missing(),
+    automation_condition=dg.AutomationCondition.on_cron("0 5 * * 1") | first_run(),
     description="Value of data freshness: XGBoost models trained on equally large windows 0-30, 30-60 and 60-90 "
     "days old, each scored on the newest movies (backtest slice); how often retraining pays off. Weekly.",
 )
