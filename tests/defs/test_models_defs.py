@@ -114,6 +114,17 @@ def test_evaluation_is_long_sliced_and_reported(world):
     assert "Paired bootstrap" in (report / "report.md").read_text()
 
 
+def test_with_a_champion_uncertainty_sampling_uses_its_margins(world):
+    _, instance, resources = world
+    config = {"ops": {"ml__training_window": {"config": {"sampling": "uncertainty", "max_rows": 80}}}}
+    result = dg.materialize(WINDOWS, selection=[training_window], resources=resources, instance=instance,
+                            run_config=config)
+    metadata = result.asset_materializations_for_node("ml__training_window")[0].metadata
+    assert metadata["sampling"].value == "uncertainty" and metadata["dagster/row_count"].value == 80
+    # back to the default window, so the tests after this one train on it
+    assert dg.materialize(WINDOWS, selection=[training_window], resources=resources, instance=instance).success
+
+
 def test_a_failing_gate_blocks_staging(world, tmp_path_factory):
     home = world[0]
     base = make_tiny_base(tmp_path_factory.mktemp("tiny-bert"), seed=0)

@@ -49,3 +49,14 @@ def test_a_removed_alias_loads_nothing(champion):
         registry.set_alias(con, "champion", None, "person:test", "withdrawn")
         with pytest.raises(LookupError, match="'champion' was removed"):
             genre_model.load_alias(con, "champion")
+
+
+def test_margins_rank_the_least_certain_decision_of_each_movie(champion):
+    db, _, rows = champion
+    with connect(db) as con:
+        _, model = genre_model.load_alias(con, "champion")
+    margins = genre_model.margins(model, rows)
+    probs = model.predict_proba(rows)
+    assert margins["movie_id"].to_list() == rows["movie_id"].to_list()
+    assert np.allclose(margins["margin"].to_numpy(), np.abs(probs - 0.5).min(axis=1))
+    assert margins["margin"].is_between(0, 0.5).all()

@@ -79,6 +79,14 @@ def to_labels(probs: np.ndarray, threshold: float) -> np.ndarray:
     return labels
 
 
+def margins(model: GenreModel, frame: pl.DataFrame) -> pl.DataFrame:
+    """(movie_id, margin): how close each movie's least certain genre decision is to the model's threshold
+    (0: a coin flip). What uncertainty sampling ranks by (``sampling.sample``)."""
+    probs = model.predict_proba(frame)
+    margin = np.abs(probs - threshold_of(model)).min(axis=1) if probs.shape[0] else np.zeros(0)
+    return pl.DataFrame({"movie_id": frame["movie_id"], "margin": margin.astype(np.float64)})
+
+
 def predict_labels(model: GenreModel, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and 0/1 genres for each movie in ``frame``, columns in ``model.genres`` order."""
     probs = model.predict_proba(frame)

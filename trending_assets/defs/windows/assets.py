@@ -9,7 +9,7 @@ import polars as pl
 
 from trending_assets.defs.automation.conditions import on_upstream_update
 from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
-from trending_assets.lib import window_store, windows
+from trending_assets.lib import genre_model, window_store, windows
 from trending_assets.lib.ingest import utc_now
 
 DIM_MOVIES = dg.AssetKey(["marts", "dim_movies"])
@@ -47,6 +47,16 @@ def _publish(con, warehouse: WarehouseResource, kind: str, rows: pl.DataFrame, *
     path = windows.write_window(rows, digest, warehouse.home.windows / kind)
     window_store.record(con, window_id=digest, kind=kind, rows=rows, path=path, rows_per_genre=counts, **record)
     return digest, path, counts
+
+
+def _champion_margins(con, movies: pl.DataFrame, context: dg.AssetExecutionContext) -> pl.DataFrame | None:
+    """The champion's margin on every movie, for uncertainty sampling; None (stratified, noted) without one."""
+    try:
+        version_id, model = genre_model.load_alias(con, "champion")
+    except LookupError:
+        return None
+    context.log.info(f"uncertainty sampling by champion {version_id}'s margins on {movies.height} movies")
+    return genre_model.margins(model, movies)
 
 
 def _genre_table(counts: dict[str, int]) -> str:
@@ -105,8 +115,8 @@ def training_window(context: dg.AssetExecutionContext, config: TrainingWindowCon
             end = date.fromisoformat(config.end_date)
         else:
             end = latest - timedelta(days=BacktestConfig().days if config.hold_out_backtest else 0)
-        # No model registry exists yet, so uncertainty sampling falls back to stratified (noted in metadata).
-        result = windows.build_window(movies, spec, end, uncertainty=None)
+        uncertainty = _champion_margins(con, movies, context) if spec.sampling == "uncertainty" else None
+        result = windows.build_window(movies, spec, end, uncertainty=uncertainty)
         path = windows.write_window(result.rows, result.window_hash, warehouse.home.windows / "training")
         new = window_store.record(
             con, window_id=result.window_hash, kind="training", rows=result.rows, path=path,
