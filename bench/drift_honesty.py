@@ -1,0 +1,226 @@
+"""Statistical honesty of the drift report on the real simulator: false alarms on ``stable``, detection on drift.
+
+    .venv/bin/python bench/drift_honesty.py                                  # 200 stable seeds, 50 per drift scenario
+    .venv/bin/python bench/drift_honesty.py --stable-seeds 40 --drift-seeds 10
+
+For each seed a fresh temporary home gets ``--reference-days`` (7) days before the drift start plus
+``--current-days`` (3) days from it (``--movies-per-day`` 60, ``--users`` 10; the drift start is read back from
+``ground_truth/scenario.json``). Rows are each day's new releases as scraped on their release day (the movie id
+carries its release date), so reference and current rows are the same kind of row: re-scrapes, whose popularity
+has decayed and whose votes have grown, are left out. Reference = the 7 days before the drift start (420 movies);
+current = one day's releases (60 movies), for the drift-start day and each of the next two.
+
+Three signals are computed on every reference/current pair and reported separately, so it is clear which one saw
+what:
+
+* dataset: ``movie_drift`` (5 numeric, 2 categorical and the title+overview text feature) with share 0.5, the
+  dataset-drift verdict the issue's targets name;
+* text: that report's title+overview feature alone (domain-classifier AUC);
+* label: ``distribution_drift`` of the scraped genre mix (``genre_counts``), the label-drift monitor.
+
+The simulator's ``genre_shift`` changes only the genre mix and ``vocabulary_drift`` only the science-fiction
+words, so neither moves the tabular columns: only the text feature (1 of 8) and the genre mix can see them, and a
+share-0.5 dataset verdict cannot fire. The targets are therefore judged as the issue states them (dataset drift)
+and, where the brief allows a second signal, by "dataset OR label" for ``genre_shift``; the text signal is
+reported beside them with its own false-alarm rate.
+
+False alarms are counted two ways on ``stable``: per pair (reference against the drift-start day only; the issue's
+"reference/current pairs", target <= 5%) and per procedure (any alarm in the three daily windows, which is what the
+"within 2 days" detection rule looks at). Detection is "any alarm in the three daily windows" (target >= 90%).
+Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from trending_assets.lib.drift import distribution_drift, genre_counts  # noqa: E402
+from trending_assets.lib.drift_features import TEXT_FEATURE, movie_drift  # noqa: E402
+from trending_assets.lib.home import TrendingHome  # noqa: E402
+from trending_assets.lib.simulator import simulate  # noqa: E402
+from trending_assets.lib.simulator.writer import read_world_record  # noqa: E402
+
+START = date(2026, 1, 1)
+SIGNALS = ("dataset", "text", "label")
+FALSE_ALARM_TARGET = 0.05
+DETECTION_TARGET = 0.90
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed's verdicts: ``alarms[signal]`` holds one bool per daily window, drift-start day first."""
+
+    scenario: str
+    seed: int
+    alarms: dict[str, tuple[bool, ...]]
+    drifted_features: tuple[tuple[str, ...], ...]
+
+
+def new_releases(home: TrendingHome) -> pl.DataFrame:
+    """Each day's new movies as scraped on their release day, with ``day`` and ``release_year``."""
+    frames = []
+    for path in sorted(home.landing_dir("movies").glob("movies_*.jsonl")):
+        day = date.fromisoformat(path.stem.removeprefix("movies_"))
+        prefix = f"m{day:%Y%m%d}-"
+        frame = pl.read_ndjson(path).filter(pl.col("movie_id").str.starts_with(prefix))
+        first = frame.unique("movie_id", keep="first", maintain_order=True)
+        frames.append(first.with_columns(pl.lit(day).alias("day")))
+    return pl.concat(frames, how="diagonal_relaxed").with_columns(
+        pl.col("release_date").str.slice(0, 4).cast(pl.Int32, strict=False).alias("release_year")
+    )
+
+
+def run_seed(
+    scenario: str, seed: int, reference_days: int = 7, current_days: int = 3, movies_per_day: int = 60,
+    users: int = 10,
+) -> SeedResult:
+    """Simulate one world into a fresh temporary home and judge each daily window after the drift start."""
+    with tempfile.TemporaryDirectory(prefix="drift-honesty-") as root:
+        home = TrendingHome(Path(root))
+        simulate(home, START, reference_days + current_days, scenario=scenario, seed=seed,
+                 movies_per_day=movies_per_day, users=users, drift_start=START + timedelta(days=reference_days))
+        drift_start = date.fromisoformat(read_world_record(home)["drift_start"])
+        rows = new_releases(home)
+    reference = rows.filter(pl.col("day") < drift_start, pl.col("day") >= drift_start - timedelta(reference_days))
+    ref_genres = genre_counts(reference["genres"])
+    alarms = {signal: [] for signal in SIGNALS}
+    drifted_features = []
+    for offset in range(current_days):
+        current = rows.filter(pl.col("day") == drift_start + timedelta(days=offset))
+        report = movie_drift(reference, current)
+        text = next(f for f in report.features if f.feature == TEXT_FEATURE)
+        label = distribution_drift(ref_genres, genre_counts(current["genres"]), "genres")
+        alarms["dataset"].append(report.dataset_drift)
+        alarms["text"].append(bool(text.drifted))
+        alarms["label"].append(bool(label.drifted))
+        drifted_features.append(tuple(f.feature for f in report.features if f.drifted))
+    return SeedResult(scenario, seed, {k: tuple(v) for k, v in alarms.items()}, tuple(drifted_features))
+
+
+def rate(results: list[SeedResult], hit) -> tuple[int, int]:
+    """How many seeds satisfy ``hit`` and how many there were."""
+    return sum(bool(hit(r)) for r in results), len(results)
+
+
+def fmt(count: tuple[int, int]) -> str:
+    hits, total = count
+    return f"{hits:>3}/{total:<3} = {hits / total:6.1%}" if total else "  n/a"
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, polars {pl.__version__}"
+
+
+def any_of(*signals):
+    return lambda r: any(any(r.alarms[s]) for s in signals)
+
+
+def report(results: dict[str, list[SeedResult]]) -> bool:
+    """Print the rates per signal and the targets' verdicts; True when every target passed."""
+    stable = results.get("stable", [])
+    print(f"\n{'signal':<18} {'stable: false alarms, 1 pair':>30} {'stable: any of 3 days':>24} "
+          f"{'genre_shift: detected <= 2 d':>30} {'vocabulary_drift: detected <= 2 d':>34}")
+    rules = {"dataset": ("dataset",), "text": ("text",), "label": ("label",), "dataset OR label": ("dataset", "label"),
+             "dataset OR text": ("dataset", "text")}
+    for name, signals in rules.items():
+        first_day = rate(stable, lambda r, s=signals: any(r.alarms[x][0] for x in s))
+        print(f"{name:<18} {fmt(first_day):>30} {fmt(rate(stable, any_of(*signals))):>24} "
+              f"{fmt(rate(results.get('genre_shift', []), any_of(*signals))):>30} "
+              f"{fmt(rate(results.get('vocabulary_drift', []), any_of(*signals))):>34}")
+
+    passed = True
+    print("\ntargets:")
+    if stable:
+        hits, total = rate(stable, lambda r: r.alarms["dataset"][0])
+        ok = hits / total <= FALSE_ALARM_TARGET
+        passed &= ok
+        print(f"  {verdict(ok)} stable, dataset-drift false alarms per pair {fmt((hits, total))} (target <= 5%)")
+        hits3, _ = rate(stable, any_of("dataset"))
+        print(f"       (any of the 3 daily windows: {fmt((hits3, total))}; label drift alone: "
+              f"{fmt(rate(stable, lambda r: r.alarms['label'][0]))} per pair)")
+    for scenario, signals in (("genre_shift", ("dataset",)), ("genre_shift", ("dataset", "label")),
+                              ("vocabulary_drift", ("dataset",))):
+        seeds = results.get(scenario, [])
+        if not seeds:
+            continue
+        hits, total = rate(seeds, any_of(*signals))
+        ok = hits / total >= DETECTION_TARGET
+        passed &= ok
+        rule = " OR ".join(signals)
+        why = ""
+        if not ok:
+            text_hits, _ = rate(seeds, any_of("text"))
+            why = (f"\n       why: the scenario moves no tabular column, so at most the text feature (1 of the "
+                   f"8 judged features) drifts and a share-0.5 verdict cannot fire; the text "
+                   f"feature alone detected {text_hits}/{total}")
+        print(f"  {verdict(ok)} {scenario}, detected within 2 days by {rule}: {fmt((hits, total))} "
+              f"(target >= 90%){why}")
+    return passed
+
+
+def feature_table(results: dict[str, list[SeedResult]]) -> None:
+    """How often each feature drifted on the drift-start day, per scenario: what the dataset verdict is made of."""
+    print("\nshare of seeds where each feature drifted on the drift-start day (p < 0.05 / AUC cut-off):")
+    names = ("release_year", "popularity", "vote_average", "vote_count", "runtime_minutes", "source", "language",
+             TEXT_FEATURE)
+    print(f"{'scenario':<18}" + "".join(f"{n[:12]:>13}" for n in names))
+    for scenario, seeds in results.items():
+        shares = [sum(n in r.drifted_features[0] for r in seeds) / len(seeds) for n in names]
+        print(f"{scenario:<18}" + "".join(f"{s:>13.0%}" for s in shares))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stable-seeds", type=int, default=200)
+    parser.add_argument("--drift-seeds", type=int, default=50, help="seeds for each drift scenario")
+    parser.add_argument("--reference-days", type=int, default=7)
+    parser.add_argument("--current-days", type=int, default=3, help="daily windows from the drift start")
+    parser.add_argument("--movies-per-day", type=int, default=60)
+    parser.add_argument("--users", type=int, default=10)
+    args = parser.parse_args(argv)
+
+    print(f"machine: {machine()}")
+    print(f"{args.stable_seeds} stable seeds, {args.drift_seeds} seeds each of genre_shift and vocabulary_drift; "
+          f"reference {args.reference_days} days x {args.movies_per_day} new movies, current 1 day, "
+          f"{args.current_days} daily windows from the drift start")
+    started = time.perf_counter()
+    results: dict[str, list[SeedResult]] = {}
+    for scenario, count in (("stable", args.stable_seeds), ("genre_shift", args.drift_seeds),
+                            ("vocabulary_drift", args.drift_seeds)):
+        t = time.perf_counter()
+        results[scenario] = [run_seed(scenario, seed, args.reference_days, args.current_days, args.movies_per_day,
+                                      args.users) for seed in range(count)]
+        print(f"  {scenario}: {count} seeds in {time.perf_counter() - t:.1f} s", flush=True)
+    feature_table(results)
+    passed = report(results)
+    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
