@@ -16,8 +16,6 @@ Evidently is compared only when ``import evidently`` already works here; nothing
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,8 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
 
 from trending_assets.lib.drift import feature_drift  # noqa: E402
 
@@ -62,25 +62,13 @@ def frames(rows: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, list[s
     return pl.DataFrame(reference), pl.DataFrame(current), numeric, categorical
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, polars {pl.__version__}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows in each of reference and current")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe(polars=pl.__version__)}")
     reference, current, numeric, categorical = frames(args.rows)
     print(f"reference {reference.height:,} rows, current {current.height:,} rows, "
           f"{len(numeric)} numeric + {len(categorical)} categorical features, half shifted")

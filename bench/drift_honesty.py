@@ -33,8 +33,6 @@ Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -46,6 +44,8 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
 
 from trending_assets.lib.drift import distribution_drift, genre_counts  # noqa: E402
 from trending_assets.lib.drift_features import TEXT_FEATURE, movie_drift  # noqa: E402
@@ -124,18 +124,6 @@ def verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, polars {pl.__version__}"
-
-
 def any_of(*signals):
     return lambda r: any(any(r.alarms[s]) for s in signals)
 
@@ -204,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=10)
     args = parser.parse_args(argv)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe(polars=pl.__version__)}")
     print(f"{args.stable_seeds} stable seeds, {args.drift_seeds} seeds each of genre_shift and vocabulary_drift; "
           f"reference {args.reference_days} days x {args.movies_per_day} new movies, current 1 day, "
           f"{args.current_days} daily windows from the drift start")

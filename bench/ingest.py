@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -41,6 +40,8 @@ import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
 
 from trending_assets.lib.ingest import ensure_raw_schema, load_partition  # noqa: E402
 
@@ -201,18 +202,6 @@ def _best(runs: list[dict]) -> dict:
     return {**best, "peak_rss": max(r["peak_rss"] for r in runs)}
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return (f"{model}, {os.cpu_count()} cores, {_gib(ram)} RAM; Python {platform.python_version()}, "
-            f"duckdb {duckdb.__version__}, polars {pl.__version__}")
-
-
 def throughput(work: Path, rows: int, repeats: int) -> bool:
     landing_root = work / "landing"
     file = write_movies(landing_root / "movies" / f"movies-{DAY}.jsonl", rows, DAY, seed=1)
@@ -308,7 +297,7 @@ def main() -> int:
     if args.child:
         child_main(args.child)
         return 0
-    print(f"{datetime.now():%Y-%m-%d %H:%M}  {machine()}")
+    print(f"{datetime.now():%Y-%m-%d %H:%M}  {describe(duckdb=duckdb.__version__, polars=pl.__version__)}")
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=args.workdir) as tmp:
         work = Path(tmp)
         passed = True

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -52,6 +50,8 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
 
 from trending_assets.lib.features import label_matrix  # noqa: E402
 from trending_assets.lib.genre_model import predict_labels  # noqa: E402
@@ -108,19 +108,6 @@ def scores(model: XGBModel, backtest: pl.DataFrame, truth: np.ndarray) -> dict:
     predicted = model.predict(backtest)
     frame = pl.DataFrame({"genres": predicted}, schema={"genres": pl.List(pl.String)})
     return summary(truth, label_matrix(frame, model.genres))
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        ram = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
-    except OSError:
-        ram = float("nan")
-    return f"{model}, {os.cpu_count()} CPUs, {ram:.0f} GiB RAM, Python {platform.python_version()}"
 
 
 # --- transformer ----------------------------------------------------------------------------------------------
@@ -252,7 +239,7 @@ def main() -> int:
     new_end = window_end + args.new_days
     total = new_end + args.backtest_days
     config = XGBConfig(n_rounds=args.rounds, nthread=args.nthread, seed=args.seed)
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(
         f"data: {total} days x {args.movies_per_day} movies/day; window days 1-{window_end}, "
         f"new days {window_end + 1}-{new_end}, backtest days {new_end + 1}-{total}"

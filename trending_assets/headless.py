@@ -90,9 +90,10 @@ def gate_failures(result: dg.ExecuteInProcessResult) -> list[str] | None:
     """The failed blocking checks when they are the run's only failures (a rejected candidate is the gates
     working, not the run breaking); None when anything else failed."""
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    if not failures or any(e.event_specific_data.error.cls_name != "DagsterAssetCheckFailedError" for e in failures):
+    if not failures or not all(map(_is_gate_failure, failures)):
         return None
-    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = [e.asset_check_evaluation_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     return sorted(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed)
 
 
@@ -156,9 +157,12 @@ def progress(instance: dg.DagsterInstance, partitions: list[str]) -> dict[str, o
 def _only_gates_failed(instance: dg.DagsterInstance, run_id: str) -> bool:
     """A run whose only failures are blocking gate checks: a candidate was held back, nothing broke."""
     failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    return bool(failures) and all(
-        e.dagster_event.event_specific_data.error.cls_name == "DagsterAssetCheckFailedError" for e in failures
-    )
+    return bool(failures) and all(_is_gate_failure(e.dagster_event) for e in failures)
+
+
+def _is_gate_failure(step_failure: dg.DagsterEvent) -> bool:
+    """A step that failed only because a blocking asset check did not pass."""
+    return step_failure.event_specific_data.error.cls_name == "DagsterAssetCheckFailedError"
 
 
 def _timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:

@@ -16,6 +16,7 @@ import polars as pl
 from trending_assets.lib.evaluation import EVALUATION_SCHEMA, Comparison
 from trending_assets.lib.metrics import EVALUATION_COLUMNS
 from trending_assets.lib.registry_schema import as_utc, run_in_transaction
+from trending_assets.lib.warehouse import table_exists
 
 DDL = (
     "CREATE SCHEMA IF NOT EXISTS ml",
@@ -123,7 +124,7 @@ def read_evaluation(con: duckdb.DuckDBPyConnection, model_version: str, dataset:
 
     The columns are ``EVALUATION_COLUMNS`` plus window_id and evaluated_at; empty when nothing was stored.
     """
-    if not _table_exists(con, "evaluations"):
+    if not table_exists(con, "ml", "evaluations"):
         return pl.DataFrame(schema=STORED_EVALUATION_SCHEMA)
     return con.sql(
         f"""
@@ -148,7 +149,7 @@ def read_comparisons(con: duckdb.DuckDBPyConnection, challenger: str) -> list[Co
 
     Keeping each reference apart means a comparison with the baseline does not hide one with the champion.
     """
-    if not _table_exists(con, "model_comparisons"):
+    if not table_exists(con, "ml", "model_comparisons"):
         return []
     rows = con.execute(
         f"""
@@ -165,9 +166,3 @@ def read_comparisons(con: duckdb.DuckDBPyConnection, challenger: str) -> list[Co
     return [Comparison(*row) for row in rows]
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``ml.<table>`` exists; readers may hold read-only connections that cannot create it."""
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = ?", [table]
-    ).fetchall()[0][0]
-    return bool(found)

@@ -25,6 +25,7 @@ from typing import TypeVar
 import duckdb
 
 from trending_assets.lib.ingest import utc_now
+from trending_assets.lib.warehouse import table_exists
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 40
@@ -168,10 +169,7 @@ def version_from_row(row: tuple) -> ModelVersion:
 
 def registry_exists(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the registry's tables exist; read-only connections cannot create them, so readers ask first."""
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'model_versions'"
-    ).fetchall()[0][0]
-    return bool(found)
+    return table_exists(con, "ml", "model_versions")
 
 
 # -- transactions ----------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
+from trending_assets.lib.warehouse import table_exists
+
 SCHEMAS = ("raw", "staging", "marts", "ml")
 
 
@@ -18,10 +20,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 
 def latest_windows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(kind, window_id, rows, start, end) of the newest dataset of each kind."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'training_windows'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "ml", "training_windows"):
         return []
     return con.execute(
         "SELECT kind, window_id, n_rows, start_date, end_date FROM ml.training_windows "
@@ -31,10 +30,7 @@ def latest_windows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 def models(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(version_id, stage, training mode, static-test macro F1, aliases) of every registered model."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'model_versions'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "ml", "model_versions"):
         return []
     return con.execute(
         """SELECT v.version_id, v.stage, v.training_mode,
@@ -48,10 +44,7 @@ def models(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 def alias_moves(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(alias, seq, from, to, moved_at, actor, reason) of every alias move, oldest first."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'alias_history'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "ml", "alias_history"):
         return []
     return con.execute("SELECT alias, seq, from_version, to_version, moved_at, actor, reason "
                        "FROM ml.alias_history ORDER BY id").fetchall()

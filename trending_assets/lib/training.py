@@ -27,6 +27,7 @@ from trending_assets.lib.genre_model import TRANSFORMER, XGBOOST, check_family
 from trending_assets.lib.ingest import utc_now
 from trending_assets.lib.registry_schema import ModelVersion
 from trending_assets.lib.retrain_policy import STATEFUL, STATELESS, ParentModel, TrainingDecision
+from trending_assets.lib.warehouse import table_exists
 
 CHAMPION = "champion"
 LINEAGE_STAGES = ("production", "staging")
@@ -69,15 +70,12 @@ class TrainedModel:
 def find_parent(con: duckdb.DuckDBPyConnection, family: str) -> Parent | None:
     """The model a stateful ``family`` update would continue, or None when there is none."""
     check_family(family)
-    windows_recorded = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'training_windows'"
-    ).fetchall()[0][0]
-    if not windows_recorded:
+    if not table_exists(con, "ml", "training_windows"):
         return None  # no window was ever recorded, so no version can say where its data ended
     candidates = []
-    champion = _champion(con)
-    if champion is not None and champion.family == family:
-        candidates.append(champion)
+    current = champion(con)
+    if current is not None and current.family == family:
+        candidates.append(current)
     candidates += sorted(
         (v for v in registry.list_versions(con, family) if v.stage in LINEAGE_STAGES),
         key=lambda v: v.version_number, reverse=True,
@@ -92,7 +90,8 @@ def find_parent(con: duckdb.DuckDBPyConnection, family: str) -> Parent | None:
     return None
 
 
-def _champion(con: duckdb.DuckDBPyConnection) -> ModelVersion | None:
+def champion(con: duckdb.DuckDBPyConnection) -> ModelVersion | None:
+    """The version the ``champion`` alias points at; None before the first champion or after its removal."""
     try:
         return registry.resolve_alias(con, CHAMPION)
     except registry.UnknownAliasError:

@@ -50,6 +50,15 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S) ->
         con.close()
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists. Readers ask before querying: a read-only connection (the analysts'
+    snapshot) cannot create a table that was never written."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+    ).fetchall()[0][0]
+    return bool(found)
+
+
 def publish_snapshot(warehouse: Path, snapshot: Path) -> int:
     """Copy the warehouse to the read-only snapshot atomically; return its size in bytes.
 

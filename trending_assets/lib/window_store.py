@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from trending_assets.lib.warehouse import table_exists
 from trending_assets.lib.windows import split_static_test
 
 DDL = (
@@ -60,10 +61,7 @@ def frozen_static_test_set(
     freezing a uselessly small set forever.
     """
     ensure_ml_schema(con)
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'static_test_set'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "ml", "static_test_set"):
         movies = labeled_movies(con).filter(pl.col("genres").list.len() > 0)
         test, _ = split_static_test(movies)
         if test.height < min_rows:

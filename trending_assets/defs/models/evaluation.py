@@ -29,6 +29,7 @@ from trending_assets.lib.genre_model import TRANSFORMER, XGBOOST
 from trending_assets.lib.ingest import utc_now
 from trending_assets.lib.offline_evaluation import BACKTEST, STATIC_TEST, Dataset, evaluate_candidate
 from trending_assets.lib.training import CHAMPION
+from trending_assets.lib.training import champion as current_champion
 
 STATIC_TEST_SET = dg.AssetKey(["ml", "static_test_set"])
 BACKTEST_SLICE = dg.AssetKey(["ml", "backtest_slice"])
@@ -57,13 +58,6 @@ def _load(version: registry.ModelVersion):
     return genre_model.load_version(version)
 
 
-def _champion(con) -> registry.ModelVersion | None:
-    try:
-        return registry.resolve_alias(con, CHAMPION)
-    except registry.UnknownAliasError:
-        return None
-
-
 def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition, dg.AssetsDefinition]:
     """The evaluation asset, its gates and the staging asset of one model family."""
     key = evaluation_key(family)
@@ -80,7 +74,7 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
         datasets = _datasets(context)
         with warehouse.connect() as con:
             version = registry.get(con, version_id)
-            champion = _champion(con)
+            champion = current_champion(con)
             window_path = con.execute("SELECT path FROM ml.training_windows WHERE window_id = ? AND kind = 'training'",
                                       [version.window_id]).fetchall()[0][0]
             parent = registry.get(con, version.parent_version) if version.parent_version else None
@@ -229,7 +223,7 @@ def _held_back(con, version_id: str, verdicts: list[gate_store.Verdict]) -> str 
     """Why a candidate that passed its gates still must not be staged, or None. Either the verdict compared it
     with a reference that is not the champion any more (two candidates judged against the baseline at once; the
     other became champion), or there is no champion yet and a stronger first-round candidate should be it."""
-    champion = _champion(con)
+    champion = current_champion(con)
     if champion is not None and champion.version_id == version_id:
         return None
     expected = champion.version_id if champion is not None else BASELINE
@@ -248,7 +242,7 @@ def _held_back(con, version_id: str, verdicts: list[gate_store.Verdict]) -> str 
 
 def _claim_alias(con, version_id: str, actor: str, reason: str) -> str:
     """Champion if nobody holds it (compare-and-set), else challenger; the alias it now holds."""
-    champion = _champion(con)
+    champion = current_champion(con)
     if champion is not None and champion.version_id == version_id:
         return CHAMPION
     if champion is None:
