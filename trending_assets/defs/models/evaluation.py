@@ -42,9 +42,9 @@ def evaluation_key(family: str) -> dg.AssetKey:
     return dg.AssetKey(["ml", f"{family}_evaluation"])
 
 
-def _datasets(context) -> list[Dataset]:
+def _datasets(context, static: dict) -> list[Dataset]:
+    """The evaluation datasets: the static test set (``static``: its latest metadata) once frozen, the backtest."""
     found = []
-    static = latest_metadata(context, STATIC_TEST_SET)
     if static.get("frozen"):
         found.append(Dataset(STATIC_TEST, static["window_id"], pl.read_parquet(static["path"])))
     else:
@@ -71,7 +71,8 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
     def evaluation_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                          wandb: WandbResource) -> dg.MaterializeResult:
         version_id = latest_metadata(context, candidate_key(family))["version_id"]
-        datasets = _datasets(context)
+        static_metadata = latest_metadata(context, STATIC_TEST_SET)
+        datasets = _datasets(context, static_metadata)
         with warehouse.connect() as con:
             version = registry.get(con, version_id)
             champion = current_champion(con)
@@ -106,7 +107,7 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
         comparison = result.comparison(result.reference, STATIC_TEST)
         gate_inputs = {
             "version_id": version_id, "reference": result.reference,
-            "static_test_path": latest_metadata(context, STATIC_TEST_SET).get("path") if static else None,
+            "static_test_path": static_metadata.get("path") if static else None,
             "static_test_rows": static.frame.height if static else 0,
             "comparison": dataclasses.asdict(comparison) if comparison else None,
             "candidate_f1": result.per_genre_f1(version_id, STATIC_TEST) if static else {},
