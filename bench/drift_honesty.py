@@ -1,7 +1,8 @@
-"""Statistical honesty of the drift report on the real simulator: false alarms on ``stable``, detection on drift.
+"""Statistical honesty of the drift alarm on the real simulator: false alarms on ``stable``, detection on drift.
 
     .venv/bin/python bench/drift_honesty.py                                  # 200 stable seeds, 50 per drift scenario
     .venv/bin/python bench/drift_honesty.py --stable-seeds 40 --drift-seeds 10
+    .venv/bin/python bench/drift_honesty.py --first-seed 1000                # seeds 1000.. instead of 0..
 
 For each seed a fresh temporary home gets ``--reference-days`` (7) days before the drift start plus
 ``--current-days`` (3) days from it (``--movies-per-day`` 60, ``--users`` 10; the drift start is read back from
@@ -10,24 +11,26 @@ carries its release date), so reference and current rows are the same kind of ro
 has decayed and whose votes have grown, are left out. Reference = the 7 days before the drift start (420 movies);
 current = one day's releases (60 movies), for the drift-start day and each of the next two.
 
-Three signals are computed on every reference/current pair and reported separately, so it is clear which one saw
+Four signals are computed on every reference/current pair and reported separately, so it is clear which one saw
 what:
 
-* dataset: ``movie_drift`` (5 numeric, 2 categorical and the title+overview text feature) with share 0.5, the
-  dataset-drift verdict the issue's targets name;
-* text: that report's title+overview feature alone (domain-classifier AUC);
+* dataset: ``movie_drift`` (5 numeric, 2 categorical and the title+overview text feature) with share 0.5;
+* text: that report's title+overview feature alone (domain-classifier AUC), part of the dataset verdict;
+* vocabulary: ``movie_vocabulary_drift``, words of title+overview more frequent in current (per-word Fisher tests,
+  Benjamini-Hochberg, at least 2 words), a verdict of its own outside the dataset share;
 * label: ``distribution_drift`` of the scraped genre mix (``genre_counts``), the label-drift monitor.
 
-The simulator's ``genre_shift`` changes only the genre mix and ``vocabulary_drift`` only the science-fiction
-words, so neither moves the tabular columns: only the text feature (1 of 8) and the genre mix can see them, and a
-share-0.5 dataset verdict cannot fire. The targets are therefore judged as the issue states them (dataset drift)
-and, where the brief allows a second signal, by "dataset OR label" for ``genre_shift``; the text signal is
-reported beside them with its own false-alarm rate.
+The alarm the platform raises is "any" = dataset OR vocabulary OR label, and the targets are judged on it. The
+simulator's ``genre_shift`` changes only the genre mix and ``vocabulary_drift`` only the science-fiction words, so
+neither moves the tabular columns and a share-0.5 dataset verdict cannot fire: label drift sees the genre mix, the
+vocabulary test the new words (about 5 science-fiction movies a day, each new word in 3 or 4 of them, which the
+domain classifier's AUC barely notices).
 
 False alarms are counted two ways on ``stable``: per pair (reference against the drift-start day only; the issue's
 "reference/current pairs", target <= 5%) and per procedure (any alarm in the three daily windows, which is what the
-"within 2 days" detection rule looks at). Detection is "any alarm in the three daily windows" (target >= 90%).
-Exit status 1 when a target is missed.
+"within 2 days" detection rule looks at; reported, no target). Detection is "any alarm in the three daily windows"
+(target >= 90%). The vocabulary test's settings were chosen on seeds 1000-1199 (``--first-seed 1000``), so the
+default seeds 0.. are a fresh check of them. Exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -48,13 +51,15 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import describe  # noqa: E402
 
 from trending_assets.lib.drift import distribution_drift, genre_counts  # noqa: E402
-from trending_assets.lib.drift_features import TEXT_FEATURE, movie_drift  # noqa: E402
+from trending_assets.lib.drift_features import TEXT_FEATURE, movie_drift, movie_vocabulary_drift  # noqa: E402
 from trending_assets.lib.home import TrendingHome  # noqa: E402
 from trending_assets.lib.simulator import simulate  # noqa: E402
 from trending_assets.lib.simulator.writer import read_world_record  # noqa: E402
 
 START = date(2026, 1, 1)
-SIGNALS = ("dataset", "text", "label")
+SIGNALS = ("dataset", "text", "vocabulary", "label")
+# The platform's drift alarm: which signals it ORs together.
+ALARM = ("dataset", "vocabulary", "label")
 FALSE_ALARM_TARGET = 0.05
 DETECTION_TARGET = 0.90
 
@@ -102,9 +107,11 @@ def run_seed(
         current = rows.filter(pl.col("day") == drift_start + timedelta(days=offset))
         report = movie_drift(reference, current)
         text = next(f for f in report.features if f.feature == TEXT_FEATURE)
+        vocabulary = movie_vocabulary_drift(reference, current)
         label = distribution_drift(ref_genres, genre_counts(current["genres"]), "genres")
         alarms["dataset"].append(report.dataset_drift)
         alarms["text"].append(bool(text.drifted))
+        alarms["vocabulary"].append(bool(vocabulary.drifted))
         alarms["label"].append(bool(label.drifted))
         drifted_features.append(tuple(f.feature for f in report.features if f.drifted))
     return SeedResult(scenario, seed, {k: tuple(v) for k, v in alarms.items()}, tuple(drifted_features))
@@ -129,12 +136,11 @@ def any_of(*signals):
 
 
 def report(results: dict[str, list[SeedResult]]) -> bool:
-    """Print the rates per signal and the targets' verdicts; True when every target passed."""
+    """Print the rates per signal and the targets' verdicts (on the "any" alarm); True when every target passed."""
     stable = results.get("stable", [])
     print(f"\n{'signal':<18} {'stable: false alarms, 1 pair':>30} {'stable: any of 3 days':>24} "
           f"{'genre_shift: detected <= 2 d':>30} {'vocabulary_drift: detected <= 2 d':>34}")
-    rules = {"dataset": ("dataset",), "text": ("text",), "label": ("label",), "dataset OR label": ("dataset", "label"),
-             "dataset OR text": ("dataset", "text")}
+    rules = {**{signal: (signal,) for signal in SIGNALS}, "any": ALARM}
     for name, signals in rules.items():
         first_day = rate(stable, lambda r, s=signals: any(r.alarms[x][0] for x in s))
         print(f"{name:<18} {fmt(first_day):>30} {fmt(rate(stable, any_of(*signals))):>24} "
@@ -142,32 +148,24 @@ def report(results: dict[str, list[SeedResult]]) -> bool:
               f"{fmt(rate(results.get('vocabulary_drift', []), any_of(*signals))):>34}")
 
     passed = True
-    print("\ntargets:")
+    rule = " OR ".join(ALARM)
+    print(f"\ntargets, on the alarm any = {rule}:")
     if stable:
-        hits, total = rate(stable, lambda r: r.alarms["dataset"][0])
+        hits, total = rate(stable, lambda r: any(r.alarms[s][0] for s in ALARM))
         ok = hits / total <= FALSE_ALARM_TARGET
         passed &= ok
-        print(f"  {verdict(ok)} stable, dataset-drift false alarms per pair {fmt((hits, total))} (target <= 5%)")
-        hits3, _ = rate(stable, any_of("dataset"))
-        print(f"       (any of the 3 daily windows: {fmt((hits3, total))}; label drift alone: "
-              f"{fmt(rate(stable, lambda r: r.alarms['label'][0]))} per pair)")
-    for scenario, signals in (("genre_shift", ("dataset",)), ("genre_shift", ("dataset", "label")),
-                              ("vocabulary_drift", ("dataset",))):
+        print(f"  {verdict(ok)} stable, false alarms per pair {fmt((hits, total))} (target <= 5%)")
+        print(f"       (any of the 3 daily windows: {fmt(rate(stable, any_of(*ALARM)))}, no target)")
+    for scenario in ("genre_shift", "vocabulary_drift"):
         seeds = results.get(scenario, [])
         if not seeds:
             continue
-        hits, total = rate(seeds, any_of(*signals))
+        hits, total = rate(seeds, any_of(*ALARM))
         ok = hits / total >= DETECTION_TARGET
         passed &= ok
-        rule = " OR ".join(signals)
-        why = ""
-        if not ok:
-            text_hits, _ = rate(seeds, any_of("text"))
-            why = (f"\n       why: the scenario moves no tabular column, so at most the text feature (1 of the "
-                   f"8 judged features) drifts and a share-0.5 verdict cannot fire; the text "
-                   f"feature alone detected {text_hits}/{total}")
-        print(f"  {verdict(ok)} {scenario}, detected within 2 days by {rule}: {fmt((hits, total))} "
-              f"(target >= 90%){why}")
+        windows = [any(r.alarms[s][day] for s in ALARM) for r in seeds for day in range(len(r.alarms["label"]))]
+        print(f"  {verdict(ok)} {scenario}, detected within 2 days {fmt((hits, total))} (target >= 90%)")
+        print(f"       (each daily window alone: {fmt((sum(windows), len(windows)))})")
     return passed
 
 
@@ -186,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stable-seeds", type=int, default=200)
     parser.add_argument("--drift-seeds", type=int, default=50, help="seeds for each drift scenario")
+    parser.add_argument("--first-seed", type=int, default=0, help="every scenario's seeds start here")
     parser.add_argument("--reference-days", type=int, default=7)
     parser.add_argument("--current-days", type=int, default=3, help="daily windows from the drift start")
     parser.add_argument("--movies-per-day", type=int, default=60)
@@ -193,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"machine: {describe(polars=pl.__version__)}")
-    print(f"{args.stable_seeds} stable seeds, {args.drift_seeds} seeds each of genre_shift and vocabulary_drift; "
+    print(f"{args.stable_seeds} stable seeds, {args.drift_seeds} seeds each of genre_shift and vocabulary_drift "
+          f"(from seed {args.first_seed}); "
           f"reference {args.reference_days} days x {args.movies_per_day} new movies, current 1 day, "
           f"{args.current_days} daily windows from the drift start")
     started = time.perf_counter()
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                             ("vocabulary_drift", args.drift_seeds)):
         t = time.perf_counter()
         results[scenario] = [run_seed(scenario, seed, args.reference_days, args.current_days, args.movies_per_day,
-                                      args.users) for seed in range(count)]
+                                      args.users) for seed in range(args.first_seed, args.first_seed + count)]
         print(f"  {scenario}: {count} seeds in {time.perf_counter() - t:.1f} s", flush=True)
     feature_table(results)
     passed = report(results)

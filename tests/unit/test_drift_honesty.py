@@ -1,10 +1,10 @@
 """A small version of ``bench/drift_honesty.py``: false alarms on ``stable``, detection on drift, real simulator.
 
-Sized for under a minute on two cores (the text feature's cross-validated classifier is most of the time, about a
-second per reference/current pair): 20 stable and 5 ``genre_shift`` seeds, each judging only the drift-start day
-(for detection that is stricter than the bench's "within 2 days", which judges three daily windows). 60 new movies
-a day, a 7-day reference, as in the bench. ``vocabulary_drift`` is not detected yet (the bench prints FAIL and why;
-issue 4 is open on it), so it has no test that would pass here.
+Sized for about 10 s on two idle cores, a minute or more on a busy machine (the text feature's cross-validated
+classifier is most of the time, 0.2 to 2 s per reference/current pair): 20 stable and 5 ``genre_shift`` seeds
+judging only the drift-start day (for detection that is stricter than the bench's "within 2 days", which judges
+three daily windows), and 5 ``vocabulary_drift`` seeds judging the three daily windows. 60 new movies a day, a
+7-day reference, as in the bench. The alarm is the platform's: dataset OR vocabulary OR label drift (``honesty.ALARM``).
 """
 
 import importlib.util
@@ -26,15 +26,25 @@ def detected(result, *signals):
     return any(any(result.alarms[signal]) for signal in signals)
 
 
-def test_stable_dataset_drift_false_alarms_at_most_2_of_20():
+def test_stable_false_alarms_at_most_2_of_20_and_none_from_vocabulary():
     results = seeds("stable", 20, current_days=1)
-    alarms = [r.seed for r in results if r.alarms["dataset"][0]]
-    assert len(alarms) <= 2, f"dataset drift on stable seeds {alarms}"
+    alarms = [r.seed for r in results if detected(r, *honesty.ALARM)]
+    assert len(alarms) <= 2, f"drift alarm on stable seeds {alarms}"
+    # The vocabulary test raised no false alarm on 200 tuning seeds; one here would mean it lost its calibration.
+    assert not [r.seed for r in results if detected(r, "vocabulary")]
 
 
-def test_genre_shift_detected_by_dataset_or_label_drift():
+def test_genre_shift_detected_on_the_drift_start_day():
     # The shift changes only the genre mix: label drift (genre_counts) sees it, the share-0.5 dataset verdict does
-    # not (only the text feature moves), so the target is met by "dataset drift OR label drift".
+    # not (only the text feature moves).
     results = seeds("genre_shift", 5, current_days=1)
-    assert sum(detected(r, "dataset", "label") for r in results) >= 4
+    assert sum(detected(r, *honesty.ALARM) for r in results) >= 4
     assert sum(detected(r, "label") for r in results) >= 4
+
+
+def test_vocabulary_drift_detected_within_2_days_by_the_vocabulary_test():
+    # Only science fiction's words change: no tabular column and no genre share moves, so the alarm must come from
+    # the vocabulary test (the domain classifier's AUC catches about half of these seeds).
+    results = seeds("vocabulary_drift", 5, current_days=3)
+    assert sum(detected(r, *honesty.ALARM) for r in results) >= 4
+    assert sum(detected(r, "vocabulary") for r in results) >= 4
