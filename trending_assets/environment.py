@@ -7,10 +7,13 @@ import os
 from trending_assets.lib.home import TrendingHome
 
 # Dagster instance settings. Pools with run granularity queue runs that would write DuckDB at the same time
-# (DuckDB allows one writing process); telemetry stays off because the machine has no network.
+# (DuckDB allows one writing process); telemetry stays off because the machine has no network; freshness
+# policies (in preview in 1.13) are evaluated so a stale window or report shows in the UI.
 INSTANCE_YAML = """\
 telemetry:
   enabled: false
+freshness:
+  enabled: true
 nux:
   enabled: false
 concurrency:

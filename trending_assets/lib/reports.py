@@ -119,6 +119,53 @@ def freshness_plot(table: pl.DataFrame) -> bytes:
     return _png(figure)
 
 
+def drift_plot(features: pl.DataFrame, title: str) -> bytes:
+    """PNG of every feature's PSI as horizontal bars, red where the feature's own test said drift, grey where it
+    had too little data. ``features`` is ``DriftReport.features()``: feature, signal, psi, drifted. Tests without
+    a PSI (text, vocabulary, embeddings) get an empty bar and "(no PSI)" in their label, so their verdict still
+    shows by colour. The usual PSI reading marks are drawn at 0.1 (moderate) and 0.25 (large)."""
+    rows = features
+    labels = [f"{signal}: {feature}" + (" (no PSI)" if psi is None else "")
+              for signal, feature, psi in zip(rows["signal"], rows["feature"], rows["psi"])]
+    figure = Figure(figsize=(WIDTH_INCHES, min(8.0, max(2.5, 1.0 + 0.28 * len(labels)))), layout="constrained")
+    axes = figure.add_subplot()
+    colors = ["lightgray" if d is None else "tab:red" if d else "tab:blue" for d in rows["drifted"]]
+    values = [0.0 if v is None else v for v in rows["psi"]]
+    axes.barh(range(len(labels)), values, color=colors)
+    for y, (psi, drifted) in enumerate(zip(rows["psi"], rows["drifted"])):
+        if psi is None and drifted is not None:  # a verdict without a PSI: a marker in the verdict's colour
+            axes.plot([0], [y], marker="s", color="tab:red" if drifted else "tab:blue")
+    for mark in (0.1, 0.25):
+        axes.axvline(mark, color="dimgray", linestyle=":", linewidth=1)
+    axes.set_yticks(range(len(labels)), labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("PSI (red: drifted by the feature's test; grey: insufficient data)")
+    axes.set_title(title, fontsize=10)
+    if not labels:
+        axes.text(0.5, 0.5, "no features judged", ha="center", va="center", transform=axes.transAxes)
+    return _png(figure)
+
+
+def performance_plot(rows: pl.DataFrame, metrics: tuple[str, ...], title: str) -> bytes:
+    """PNG of each (model_version, metric) in ``metrics`` over days, from ``monitoring.model_performance`` rows
+    (model_version, day, metric, value)."""
+    figure = Figure(figsize=(WIDTH_INCHES, 3.5), layout="constrained")
+    axes = figure.add_subplot()
+    shown = rows.filter(pl.col("metric").is_in(list(metrics))).sort("day")
+    for (version, metric), line in shown.group_by("model_version", "metric", maintain_order=True):
+        axes.plot(line["day"].to_list(), line["value"].to_list(), marker="o", markersize=3,
+                  label=f"{version} {metric.replace('_', ' ')}")
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("value")
+    axes.set_title(title, fontsize=10)
+    axes.tick_params(axis="x", labelsize=7, labelrotation=30)
+    if shown.is_empty():
+        axes.text(0.5, 0.5, "no performance rows yet", ha="center", va="center", transform=axes.transAxes)
+    else:
+        axes.legend(fontsize=7, loc="lower left")
+    return _png(figure)
+
+
 def write_png(png: bytes, path: Path) -> Path:
     """Write ``png`` to ``path``, creating its folders; through a temporary file, so no reader sees half an image."""
     path = Path(path)
