@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 from trending_assets import environment
 from trending_assets.lib.home import TrendingHome
@@ -68,31 +68,32 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from trending_assets import headless
+    from trending_assets import demo
     from trending_assets.lib import summary, warehouse
-    from trending_assets.lib.simulator import simulate
 
+    plan = demo.DemoPlan(weeks=args.weeks, bootstrap_weeks=args.bootstrap_weeks, drift_week=args.drift_week,
+                         scenario=args.scenario, seed=args.seed, noise=args.noise, families=args.families,
+                         min_new_labeled=args.min_new, cooldown_hours=args.cooldown_hours,
+                         step_timeout_s=args.timeout)
     home = environment.configure()
-    end = datetime.now(UTC).date() - timedelta(days=1)
-    start = end - timedelta(days=args.days - 1)
-    sim = simulate(home, start, args.days, scenario=args.scenario, seed=args.seed, noise=args.noise)
-    print(f"[1/3] simulated {args.days} days ({start} .. {end}, scenario {sim.scenario}) into {home.landing}")
-    print("[2/3] starting dagster-daemon: landing_sensor ingests; automation builds dbt, windows, trains and "
-          "evaluates both model families, runs the gates, stages what passes, publishes the snapshot")
-    daemon = headless.start_daemon(home)
-    try:
-        state = headless.wait_for_automation(headless.days_between(start, end), args.timeout, daemon)
-    finally:
-        headless.stop_daemon(daemon)
-    if state["failed_runs"]:
-        raise SystemExit(f"{state['failed_runs']} run(s) failed; see `make dev` (Runs) or {home.dagster_home}/daemon.log")
-    print(f"[3/3] done; stopped the daemon and its runs (process group {daemon.pid})\n")
+    demo.run(plan, home)
     with warehouse.read_snapshot(home.warehouse_snapshot) as con:
         print(summary.render(con))
-    print(f"\nquery it:   .venv/bin/trending query \"SELECT * FROM marts.dim_movies LIMIT 5\"\n"
-          f"models:     .venv/bin/trending query \"SELECT * FROM ml.gate_results\"   (reports: {home.reports})\n"
-          f"browse it:  make dev   (Dagster UI: lineage landing -> raw -> marts -> windows -> models -> evaluation)\n"
+    print(f"\nquery it:   .venv/bin/trending query \"SELECT * FROM ml.retraining_log\"\n"
+          f"drift:      .venv/bin/trending query \"SELECT * FROM monitoring.drift_reports WHERE drifted\"   "
+          f"(plots: {home.reports})\n"
+          f"browse it:  make dev   (Dagster UI: lineage landing -> raw -> marts -> monitoring, windows -> models; "
+          f"Automation: sensors, schedule)\n"
           f"state:      {home.root}")
+
+
+def cmd_retrain(args: argparse.Namespace) -> None:
+    from trending_assets import headless
+
+    environment.configure()
+    outcome = headless.retrain(args.reason)
+    if outcome == "failure":
+        raise SystemExit("the retrain run failed; open `make dev` (Runs) for its logs; the champion is unchanged")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -117,13 +118,23 @@ def parser() -> argparse.ArgumentParser:
     mat.add_argument("--select", help="Dagster asset selection, e.g. 'group:ingest' or 'key:raw/movies+'")
     mat.set_defaults(func=cmd_materialize)
 
-    demo = sub.add_parser("demo", help="simulate 14 days and let the daemon's sensors and automation build all")
-    demo.add_argument("--days", type=_positive, default=14)
-    demo.add_argument("--scenario", choices=SCENARIOS, default="stable")
+    demo = sub.add_parser("demo", help="simulate weeks landing one at a time; the daemon monitors and retrains")
+    demo.add_argument("--weeks", type=_positive, default=6)
+    demo.add_argument("--bootstrap-weeks", type=_positive, default=2, help="weeks landed before the first champion")
+    demo.add_argument("--drift-week", type=_positive, default=5, help="the drift starts on this week's first day")
+    demo.add_argument("--scenario", choices=SCENARIOS, default="vocabulary_drift")
+    demo.add_argument("--families", default="xgboost", help="model families a retrain trains, comma-separated "
+                      "(xgboost,transformer: the transformer adds 1-2 minutes per retrain on 2 CPU cores)")
+    demo.add_argument("--min-new", type=_positive, default=1200, help="volume trigger: new labeled movies")
+    demo.add_argument("--cooldown-hours", type=float, default=0.0)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--noise", type=float, default=0.002)
-    demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the automation")
+    demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each week to settle")
     demo.set_defaults(func=cmd_demo)
+
+    retrain = sub.add_parser("retrain", help="retrain now (a manual trigger), recorded in ml.retraining_log")
+    retrain.add_argument("--reason", required=True, help="why, in a sentence: it is kept with the run")
+    retrain.set_defaults(func=cmd_retrain)
 
     query = sub.add_parser("query", help="run SQL on the read-only warehouse snapshot")
     query.add_argument("sql")

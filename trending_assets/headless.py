@@ -8,19 +8,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from trending_assets.defs.ingest.sensors import RAW_KEYS as INGESTED
-from trending_assets.lib.genre_model import FAMILIES
+from trending_assets.defs.retraining import requests
+from trending_assets.defs.retraining.outcomes import FAILURE, HELD_BACK, SUCCESS, is_gate_failure, only_gates_failed
+from trending_assets.defs.retraining.requests import JOB, LOG_ID_TAG
+from trending_assets.defs.retraining.resources import RetrainPolicy
+from trending_assets.defs.warehouse.assets import UPSTREAM as SNAPSHOT_SOURCES
+from trending_assets.defs.warehouse.resources import WarehouseResource
+from trending_assets.lib import alerts, retraining_log
 from trending_assets.lib.home import REPO_ROOT, TrendingHome
+from trending_assets.lib.ingest import utc_now
+from trending_assets.lib.retrain_triggers import MANUAL, Trigger
 
 RAW_KEYS = list(INGESTED.values())
-# No new run for this long (the automation sensor ticks every 10 s) and none in flight: nothing is left to do.
-QUIET_S = 30.0
+# No new run for this long and none in flight: nothing is left to do (the automation sensor ticks every 10 s,
+# the retrain sensors every 15 s).
+QUIET_S = 25.0
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 
@@ -90,7 +99,7 @@ def gate_failures(result: dg.ExecuteInProcessResult) -> list[str] | None:
     """The failed blocking checks when they are the run's only failures (a rejected candidate is the gates
     working, not the run breaking); None when anything else failed."""
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    if not failures or not all(map(_is_gate_failure, failures)):
+    if not failures or not all(map(is_gate_failure, failures)):
         return None
     checks = [e.asset_check_evaluation_data for e in result.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -124,45 +133,29 @@ def stop_daemon(process: subprocess.Popen, grace_s: float = 20.0) -> None:
 
 
 def progress(instance: dg.DagsterInstance, partitions: list[str]) -> dict[str, object]:
-    """How far the automation got: raw partitions loaded, downstream built since, runs in flight, and how long
-    since the newest run was created (a window with nothing new trains no candidate, so "quiet" is the end,
-    not "a candidate per window")."""
+    """How far the automation got: raw partitions loaded, whether the snapshot is newer than everything it copies,
+    runs in flight, how long since the newest run was created, and failed runs (gate hold-backs apart)."""
     loaded = sum(
         len(instance.get_materialized_partitions(key) & set(partitions)) for key in RAW_KEYS
     )
     last_raw = max((_timestamp(instance, key) for key in RAW_KEYS), default=0.0)
     snapshot = _timestamp(instance, dg.AssetKey("warehouse_snapshot"))
-    window = _timestamp(instance, dg.AssetKey(["ml", "training_window"]))
-    models = [_timestamp(instance, dg.AssetKey(["ml", f"{family}_{step}"]))
-              for family in FAMILIES for step in ("evaluation", "staging")]
-    evaluated = models[::2]
+    built = [_timestamp(instance, key) for key in SNAPSHOT_SOURCES]
     records = instance.get_run_records(limit=1)
     quiet_s = time.time() - records[0].create_timestamp.timestamp() if records else 0.0
     in_flight = len(instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT)))
     failed = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
-    held_back = [r for r in failed if _only_gates_failed(instance, r.dagster_run.run_id)]
+    held_back = [r for r in failed if only_gates_failed(instance, r.dagster_run.run_id)]
     return {
         "raw_partitions": loaded,
         "expected": len(partitions) * len(RAW_KEYS),
-        "window_built": window > last_raw > 0,
-        "models_evaluated": sum(t > 0 for t in evaluated),
-        "snapshot_current": snapshot > max(last_raw, window, *models) > 0,
+        "snapshot_current": snapshot > max(last_raw, *built) > 0,
         "in_flight": in_flight,
         "quiet_s": quiet_s,
+        "runs": len(instance.get_run_records()),
         "failed_runs": len(failed) - len(held_back),
         "held_back_runs": len(held_back),
     }
-
-
-def _only_gates_failed(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """A run whose only failures are blocking gate checks: a candidate was held back, nothing broke."""
-    failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    return bool(failures) and all(_is_gate_failure(e.dagster_event) for e in failures)
-
-
-def _is_gate_failure(step_failure: dg.DagsterEvent) -> bool:
-    """A step that failed only because a blocking asset check did not pass."""
-    return step_failure.event_specific_data.error.cls_name == "DagsterAssetCheckFailedError"
 
 
 def _timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:
@@ -173,23 +166,21 @@ def _timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:
 def wait_for_automation(
     partitions: list[str], timeout_s: float, daemon: subprocess.Popen, echo: Callable[[str], None] = print
 ) -> dict:
-    """Poll the instance until ingestion, dbt, the window and the snapshot have caught up with the landing."""
+    """Poll the instance until ingestion, dbt, monitoring, any retrain the triggers asked for and the snapshot have
+    caught up with the landing, and nothing has been started for ``QUIET_S`` seconds."""
     instance = dg.DagsterInstance.get()
     deadline = time.monotonic() + timeout_s
     last_line = ""
     while True:
         state = progress(instance, partitions)
-        line = (f"raw partitions {state['raw_partitions']}/{state['expected']}, window built: "
-                f"{state['window_built']}, model families evaluated: {state['models_evaluated']}/{len(FAMILIES)}, "
-                f"snapshot current: "
-                f"{state['snapshot_current']}, runs in flight: {state['in_flight']}, failed: {state['failed_runs']}, "
-                f"held back by gates: {state['held_back_runs']}")
+        line = (f"raw partitions {state['raw_partitions']}/{state['expected']}, snapshot current: "
+                f"{state['snapshot_current']}, runs {state['runs']} (in flight {state['in_flight']}, failed "
+                f"{state['failed_runs']}, held back by gates {state['held_back_runs']})")
         if line != last_line:
             echo(f"  {line}")
             last_line = line
-        # not "models evaluated": a window too small to train on never gets a candidate, and that is an answer too
-        done = (state["raw_partitions"] == state["expected"] and state["window_built"]
-                and state["snapshot_current"] and state["in_flight"] == 0 and state["quiet_s"] > QUIET_S)
+        done = (state["raw_partitions"] == state["expected"] and state["snapshot_current"]
+                and state["in_flight"] == 0 and state["quiet_s"] > QUIET_S)
         if done or state["failed_runs"]:
             return state
         if daemon.poll() is not None:
@@ -199,3 +190,50 @@ def wait_for_automation(
             raise TimeoutError(f"automation did not finish within {timeout_s:.0f}s ({line}); "
                                f"see {instance.root_directory}/daemon.log and `make dev`")
         time.sleep(2)
+
+
+def execute_retrain(defs: dg.Definitions, instance: dg.DagsterInstance, run_request: dg.RunRequest) -> tuple[str, str]:
+    """Run a retrain request in this process (run id, outcome), and note the outcome in ml.retraining_log; the
+    daemon's run-status sensors, when one runs, write the same values."""
+    job = defs.resolve_job_def(JOB)
+    result = job.execute_in_process(instance=instance, asset_selection=list(run_request.asset_selection or []),
+                                    tags=dict(run_request.tags), raise_on_error=False)
+    outcome = SUCCESS if result.success else HELD_BACK if gate_failures(result) is not None else FAILURE
+    with WarehouseResource().connect() as con:
+        retraining_log.attach_run(con, int(run_request.tags[LOG_ID_TAG]), result.run_id, outcome)
+    if outcome == FAILURE:
+        event = alerts.alert_event(result.run_id, JOB, "retrain run failed", utc_now(),
+                                   {"retrain_log_id": run_request.tags[LOG_ID_TAG]})
+        alerts.write_alert(WarehouseResource().home, event)
+    return result.run_id, outcome
+
+
+def retrain(reason: str, echo: Callable[[str], None] = print) -> str:
+    """``trending retrain --reason``: a manual trigger through the shared rules (cooldown bypassed, dedupe not),
+    then the retrain run in this process. Returns the outcome; RuntimeError when refused."""
+    import getpass
+
+    trigger = Trigger(MANUAL, reason, utc_now(), f"cli:{getpass.getuser()}")
+    defs = load_definitions()
+    instance = dg.DagsterInstance.get()
+    policy = RetrainPolicy()
+    with WarehouseResource().connect() as con:
+        decision, entry = requests.answer(trigger, con, instance, policy)
+    if not decision.run:
+        raise RuntimeError(f"retrain refused: {decision.reason} (ml.retraining_log #{entry}); try again once it ends")
+    echo(f"retrain accepted (ml.retraining_log #{entry}): {decision.reason}")
+    run_id, outcome = execute_retrain(defs, instance, requests.run_request(trigger, entry, policy))
+    echo(f"retrain_job run {run_id[:8]}: {outcome}")
+    return outcome
+
+
+def tick_schedule(defs: dg.Definitions, instance: dg.DagsterInstance, due: datetime) -> dg.RunRequest | dg.SkipReason:
+    """Evaluate ``weekly_retrain_schedule`` as if its cron had fired at ``due``: the demo's world runs weeks in
+    minutes, so it ticks the real schedule code at each simulated week's end instead of waiting for Monday."""
+    schedule = defs.resolve_schedule_def("weekly_retrain_schedule")
+    resources = {"warehouse": WarehouseResource(), "retrain_policy": RetrainPolicy()}
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=due, resources=resources) as context:
+        data = schedule.evaluate_tick(context)
+    if data.run_requests:
+        return data.run_requests[0]
+    return dg.SkipReason(data.skip_message or "the schedule asked for nothing")

@@ -9,25 +9,39 @@ from pathlib import Path
 TRENDING = str(Path(sys.executable).with_name("trending"))
 
 
-def test_demo_ingests_builds_and_leaves_no_process_behind(tmp_path):
+def test_demo_monitors_drift_retrains_by_itself_and_leaves_no_process_behind(tmp_path):
     env = {**os.environ, "TRENDING_HOME": str(tmp_path / "home")}
     env.pop("DAGSTER_HOME", None)
-    # six days: the newest three are the backtest slice, so the training window holds the first three
-    result = subprocess.run([TRENDING, "demo", "--days", "6", "--timeout", "600"], env=env,
-                            capture_output=True, text=True, timeout=800)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    # a stable week trains the first champion (volume trigger); the second week drifts
+    result = subprocess.run([TRENDING, "demo", "--weeks", "2", "--bootstrap-weeks", "1", "--drift-week", "2",
+                             "--min-new", "300", "--timeout", "600"], env=env, capture_output=True, text=True,
+                            timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert "raw partitions 18/18" in out
     counts = dict(re.findall(r"^\s+(\w+\.\w+)\s+([\d,]+)$", out, flags=re.MULTILINE))
-    for table in ("raw.movies", "raw.reviews", "raw.feedback_events", "marts.dim_movies", "marts.fct_feedback_events"):
+    for table in ("raw.movies", "raw.feedback_events", "marts.dim_movies", "ml.retraining_log",
+                  "monitoring.drift_reports", "monitoring.model_performance"):
         assert int(counts[table].replace(",", "")) > 0, table
-    assert re.search(r"training\s+[0-9a-f]{20}", out)
-    # both families trained and judged; the first to pass its gates became champion, with its history row
-    assert re.search(r"^\s+xgboost-v1\s+\w+\s+stateless", out, flags=re.MULTILINE)
-    assert re.search(r"^\s+transformer-v1\s+\w+\s+stateless", out, flags=re.MULTILINE)
-    assert re.search(r"^\s+champion #1: - -> \w+-v1 at .* by asset:\w+_staging: first champion", out, flags=re.MULTILINE)
+    assert re.search(r"^\s+champion #1: - -> xgboost-v1 at .* by asset:xgboost_staging: first champion", out,
+                     flags=re.MULTILINE)
+    # every request is logged with its kind, decision and reason; the volume trigger trained the first champion
+    log = re.findall(r"^\s+#(\d+)\s+\S+ (\w+)\s+(run|skip)\s+(\S+( back)?)\s+(.*)$", out, flags=re.MULTILINE)
+    kinds = [(kind, decision) for _, kind, decision, *_ in log]
+    assert kinds[0] == ("volume", "run") and "with no champion yet" in log[0][-1]
+    assert sum(kind == "schedule" for kind, _ in kinds) == 2  # one tick per world week, run or refused
+    # the drifted week: the drift report sees the new vocabulary and the drift sensor asks for a retrain
+    assert re.search(r"current \S+ \.\. \S+: drift in .*vocabulary", out)
+    assert any(kind == "drift" for kind, _ in kinds)
+    assert all(outcome != "-" for _, _, decision, outcome, *_ in log if decision == "run")
     group = int(re.search(r"process group (\d+)", out).group(1))
     assert _live_members(group) == [], f"processes of the daemon's group {group} survived the demo"
+
+    # a person asks for a retrain from the CLI: recorded as manual, with the reason, bypassing the cooldown
+    manual = subprocess.run([TRENDING, "retrain", "--reason", "new labels from the annotators"], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert manual.returncode == 0, manual.stderr[-3000:]
+    assert re.search(r"retrain accepted \(ml.retraining_log #\d+\)", manual.stdout)
+    assert re.search(r"retrain_job run \w{8}: (success|held back)", manual.stdout)
 
 
 def _live_members(group: int) -> list[str]:

@@ -58,14 +58,15 @@ def test_manual_bypasses_the_cooldown_but_not_dedupe():
     assert refused == Decision(False, "retrain run run-42 is still in flight; one retrain runs at a time")
 
 
-def test_decide_refuses_in_flight_before_cooldown_and_otherwise_runs_for_the_triggers_reason():
+def test_decide_refuses_in_flight_before_cooldown_and_otherwise_says_why_each_rule_allowed_it():
     late = trigger(DRIFT, 1)
     assert "in flight" in decide(late, in_flight_run_id="r1", last_started_at=STARTED,
                                  cooldown_hours=COOLDOWN_H).reason
     assert "cooldown" in decide(late, in_flight_run_id=None, last_started_at=STARTED,
                                 cooldown_hours=COOLDOWN_H).reason
     accepted = decide(trigger(DRIFT, 13), in_flight_run_id=None, last_started_at=STARTED, cooldown_hours=COOLDOWN_H)
-    assert accepted == Decision(True, "drift trigger accepted: drift asked")
+    assert accepted == Decision(True, "drift trigger accepted: no retrain is in flight; the last retrain started "
+                                      "13.0 h earlier, outside the 12 h cooldown")
 
 
 @pytest.mark.parametrize("new, runs", [(0, False), (199, False), (200, True), (5000, True)])
@@ -75,7 +76,7 @@ def test_volume_needs_at_least_min_new_labeled_movies(new, runs):
 
 def test_volume_decision_reads_in_the_domains_words():
     assert volume_decision(37, 200, date(2026, 1, 31)).reason == (
-        "only 37 new labeled movies since the champion's window ended on 2026-01-31; 200 are required")
+        "only 37 new labeled movies since the champion's window was built (2026-01-31); 200 are required")
     assert volume_decision(5, 1, None).reason == "5 new labeled movies with no champion yet, at least the 1 required"
     with pytest.raises(ValueError, match="at least 1"):
         volume_decision(5, 0, None)

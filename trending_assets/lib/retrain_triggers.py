@@ -77,19 +77,21 @@ def cooldown(trigger: Trigger, last_started_at: datetime | None, cooldown_hours:
 def decide(
     trigger: Trigger, *, in_flight_run_id: str | None, last_started_at: datetime | None, cooldown_hours: float
 ) -> Decision:
-    """Apply dedupe, then cooldown; the first refusal decides, otherwise the retrain runs for the trigger's reason."""
-    for verdict in (dedupe(in_flight_run_id), cooldown(trigger, last_started_at, cooldown_hours)):
+    """Apply dedupe, then cooldown; the first refusal decides, otherwise the retrain runs, and the reason says why
+    both rules allowed it (e.g. that a manual request bypassed the cooldown)."""
+    verdicts = (dedupe(in_flight_run_id), cooldown(trigger, last_started_at, cooldown_hours))
+    for verdict in verdicts:
         if not verdict.run:
             return verdict
-    return Decision(True, f"{trigger.kind} trigger accepted: {trigger.reason}")
+    return Decision(True, f"{trigger.kind} trigger accepted: " + "; ".join(v.reason for v in verdicts))
 
 
-def volume_decision(new_labeled_movies: int, min_new: int, window_end: date | None) -> Decision:
-    """Request a retrain when at least ``min_new`` labeled movies arrived after the champion's window ended
-    (``window_end``; None when there is no champion yet, so any labeled data is new)."""
+def volume_decision(new_labeled_movies: int, min_new: int, window_built: datetime | date | None) -> Decision:
+    """Request a retrain when at least ``min_new`` labeled movies arrived after the champion's window was built
+    (``window_built``; None when there is no champion yet, so any labeled data is new)."""
     if min_new < 1:
         raise ValueError(f"min_new is a number of movies, so at least 1; got {min_new!r}")
-    since = f"since the champion's window ended on {window_end:%Y-%m-%d}" if window_end else "with no champion yet"
+    since = f"since the champion's window was built ({window_built:%Y-%m-%d})" if window_built else "with no champion yet"
     if new_labeled_movies >= min_new:
         return Decision(True, f"{new_labeled_movies} new labeled movies {since}, at least the {min_new} required")
     return Decision(False, f"only {new_labeled_movies} new labeled movies {since}; {min_new} are required")

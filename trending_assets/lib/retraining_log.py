@@ -26,7 +26,7 @@ DDL = (
         decision VARCHAR NOT NULL,           -- run | skip
         decision_reason VARCHAR NOT NULL,    -- why (cooldown, in flight, accepted)
         run_id VARCHAR,                      -- the Dagster run that retrained; NULL when skipped
-        outcome VARCHAR                      -- NULL until the run ends: success | failure
+        outcome VARCHAR                      -- NULL until the run ends: success | held back | failure
     )""",
 )
 
@@ -72,6 +72,25 @@ def set_outcome(con: duckdb.DuckDBPyConnection, run_id: str, outcome: str) -> No
     ).fetchall()
     if not updated:
         raise LookupError(f"no retraining_log entry has run_id {run_id!r}; record the request before its outcome")
+
+
+def attach_run(con: duckdb.DuckDBPyConnection, entry_id: int, run_id: str, outcome: str | None = None) -> None:
+    """Name the Dagster run that answers entry ``entry_id`` (known only once the daemon created it), and how it
+    ended when ``outcome`` is given."""
+    ensure_schema(con)
+    updated = con.execute(
+        "UPDATE ml.retraining_log SET run_id = ?, outcome = coalesce(?, outcome) WHERE id = ? RETURNING id",
+        [run_id, outcome, entry_id],
+    ).fetchall()
+    if not updated:
+        raise LookupError(f"no retraining_log entry has id {entry_id!r}")
+
+
+def entry_for_run(con: duckdb.DuckDBPyConnection, run_id: str) -> int | None:
+    """The id of the entry run ``run_id`` answers, if one names it."""
+    ensure_schema(con)
+    rows = con.execute("SELECT min(id) FROM ml.retraining_log WHERE run_id = ?", [run_id]).fetchall()
+    return rows[0][0]
 
 
 def last_started_at(con: duckdb.DuckDBPyConnection) -> datetime | None:

@@ -6,7 +6,7 @@ import duckdb
 
 from trending_assets.lib.warehouse import table_exists
 
-SCHEMAS = ("raw", "staging", "marts", "ml")
+SCHEMAS = ("raw", "staging", "marts", "ml", "monitoring")
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
@@ -50,6 +50,35 @@ def alias_moves(con: duckdb.DuckDBPyConnection) -> list[tuple]:
                        "FROM ml.alias_history ORDER BY id").fetchall()
 
 
+def retraining(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """(id, requested_at, kind, decision, outcome, reason, decision_reason) of every retrain request, oldest first."""
+    if not table_exists(con, "ml", "retraining_log"):
+        return []
+    return con.execute("SELECT id, requested_at, kind, decision, outcome, reason, decision_reason "
+                       "FROM ml.retraining_log ORDER BY id").fetchall()
+
+
+def drift_history(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """(created_at, champion, current_start, current_end, drifted signals) per drift report, oldest first."""
+    if not table_exists(con, "monitoring", "drift_reports"):
+        return []
+    return con.execute(
+        """SELECT min(created_at), any_value(model_version), any_value(current_start), any_value(current_end),
+                  coalesce(list_sort(list_distinct(list(signal) FILTER (WHERE drifted AND
+                      (signal <> 'data' OR feature = 'dataset')))), [])
+           FROM monitoring.drift_reports GROUP BY report_id ORDER BY 1"""
+    ).fetchall()
+
+
+def champion_performance(con: duckdb.DuckDBPyConnection, metrics=("online_micro_f1", "estimated_micro_f1")) -> list[tuple]:
+    """(version, day, metric, value, n) of registered versions' F1 rows, newest days last."""
+    if not table_exists(con, "monitoring", "model_performance"):
+        return []
+    names = ", ".join(f"'{m}'" for m in metrics)
+    return con.execute(f"SELECT model_version, day, metric, value, n FROM monitoring.model_performance "
+                       f"WHERE metric IN ({names}) ORDER BY model_version, day, metric").fetchall()
+
+
 def render(con: duckdb.DuckDBPyConnection) -> str:
     lines = ["rows per table:"]
     lines += [f"  {name:<34} {rows:>10,}" for name, rows in table_counts(con)]
@@ -67,4 +96,17 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
         lines.append("alias moves (ml.alias_history):")
         lines += [f"  {alias} #{seq}: {src or '-'} -> {dst or '-'} at {at:%Y-%m-%d %H:%M} by {actor}: {reason[:90]}"
                   for alias, seq, src, dst, at, actor, reason in moves]
+    reports = drift_history(con)
+    if reports:
+        lines.append("drift reports (monitoring.drift_reports; reference: the champion's window):")
+        lines += [f"  {at:%H:%M:%S} {champion or '-':<14} current {start or '-'} .. {end or '-'}: "
+                  f"{'drift in ' + ', '.join(signals) if signals else 'no drift'}"
+                  for at, champion, start, end, signals in reports]
+    requests = retraining(con)
+    if requests:
+        lines.append("retraining log (ml.retraining_log; every request, run or not):")
+        for entry, at, kind, decision, outcome, reason, why in requests:
+            lines.append(f"  #{entry:<3} {at:%H:%M:%S} {kind:<11} {decision:<4} {outcome or '-':<9} {reason[:110]}")
+            if decision != "run" or kind == "manual":
+                lines.append(f"{'':<36}{why[:110]}")
     return "\n".join(lines)

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 LOCK_WAIT_S = 300.0
 
 
-def _is_lock_error(error: Exception) -> bool:
+def is_lock_error(error: Exception) -> bool:
+    """Whether a DuckDB error says another process holds the file's lock."""
     text = str(error).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
@@ -38,7 +39,7 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S) ->
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as error:
-            if not _is_lock_error(error) or time.monotonic() > deadline:
+            if not is_lock_error(error) or time.monotonic() > deadline:
                 raise
             log.info("warehouse %s is locked by another process; retrying in %.2fs", path, delay)
             time.sleep(delay)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from trending_assets.defs.automation.conditions import on_upstream_update
 from trending_assets.defs.automation.execution import HEAVY
 from trending_assets.defs.models.config import GateConfig
 from trending_assets.defs.models.resources import WandbResource
@@ -64,7 +63,7 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
 
     @dg.asset(
         key=key, deps=[candidate_key(family), STATIC_TEST_SET, BACKTEST_SLICE], group_name="evaluation",
-        kinds={"duckdb", "polars"}, pool=WAREHOUSE_POOL, automation_condition=on_upstream_update(), op_tags=HEAVY,
+        kinds={"duckdb", "polars"}, pool=WAREHOUSE_POOL, op_tags=HEAVY,
         description=f"The newest {family} candidate scored on the static test set and the backtest slice beside "
         "the champion (or the prevalence baseline), with paired bootstrap CIs, slices, and a per-genre F1 plot.",
     )
@@ -149,7 +148,6 @@ def build_evaluation(family: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDe
     @dg.asset(
         key=["ml", f"{family}_staging"], deps=[key], group_name="models", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
         output_required=False,
-        automation_condition=on_upstream_update() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
         description=f"Moves a {family} candidate that passed every offline gate to staging: it becomes the "
         "challenger, or the first champion when there is none (a compare-and-set on the alias).",
     )

@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from trending_assets.defs.automation.conditions import on_upstream_update
 from trending_assets.defs.automation.execution import HEAVY
 from trending_assets.defs.models.config import PolicyConfig, TransformerTrainingConfig, XGBoostTrainingConfig
 from trending_assets.defs.models.resources import WandbResource
@@ -18,9 +17,10 @@ from trending_assets.lib import training
 from trending_assets.lib.genre_model import TRANSFORMER, XGBOOST
 
 TRAINING_WINDOW = dg.AssetKey(["ml", "training_window"])
-# output_required=False: with nothing new to learn, training yields no materialization (see _train)
+# output_required=False: with nothing new to learn, training yields no materialization (see _train).
+# No automation condition: a retrain is decided by the triggers in defs/retraining, which launch retrain_job.
 COMMON = dict(key_prefix=["ml"], group_name="models", deps=[TRAINING_WINDOW], pool=WAREHOUSE_POOL, op_tags=HEAVY,
-              automation_condition=on_upstream_update(), output_required=False)
+              output_required=False)
 
 
 def candidate_key(family: str) -> dg.AssetKey:

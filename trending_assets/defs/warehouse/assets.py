@@ -13,9 +13,11 @@ UPSTREAM = [
 ] + [dg.AssetKey(["ml", name]) for name in ("training_window", "backtest_slice", "static_test_set")] + [
     # the registry and evaluations live in the same file: republish once models are evaluated and staged
     dg.AssetKey(["ml", f"{family}_{step}"]) for family in FAMILIES for step in ("evaluation", "staging")
-] + [dg.AssetKey(["ml", "freshness_experiment"])]
-# models and experiments may not exist yet (no candidate passed its gates): they must not hold the snapshot back
-MAY_BE_MISSING = dg.AssetSelection.groups("models", "evaluation")
+] + [dg.AssetKey(["ml", "freshness_experiment"])] + [
+    dg.AssetKey(["monitoring", name]) for name in ("drift_report", "model_performance")]
+# models, experiments and monitors may not exist yet (nothing trained, no candidate passed its gates): they must
+# not hold the snapshot back
+MAY_BE_MISSING = dg.AssetSelection.groups("models", "evaluation", "monitoring")
 
 
 @dg.asset(

@@ -23,9 +23,9 @@ class WarehouseResource(dg.ConfigurableResource):
         return TrendingHome(Path(self.home_dir)).ensure()
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived writer connection that waits while another process holds the lock."""
-        with warehouse.connect(self.home.warehouse) as con:
+    def connect(self, wait_s: float = warehouse.LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived writer connection that waits up to ``wait_s`` while another process holds the lock."""
+        with warehouse.connect(self.home.warehouse, wait_s=wait_s) as con:
             yield con
 
 

@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from trending_assets.defs.automation.conditions import on_upstream_update
+from trending_assets.defs.automation.freshness import WEEKLY_RETRAIN
 from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
 from trending_assets.lib import genre_model, window_store, windows
 from trending_assets.lib.ingest import utc_now
@@ -101,9 +102,11 @@ def backtest_slice(context: dg.AssetExecutionContext, config: BacktestConfig, wa
     )
 
 
+# Built by each retrain (retrain_job), not on every data update: a window is what a model trains on.
 @dg.asset(deps=[DIM_MOVIES, static_test_set, backtest_slice], description="The curated training window: "
           "labeled movies chosen by strategy (sliding / all_history / recent_plus_sample) and sampling "
-          "(random / stratified / uncertainty), written once as Parquet named by its content hash.", **COMMON)
+          "(random / stratified / uncertainty), written once as Parquet named by its content hash. Built by "
+          "retrain_job.", freshness_policy=WEEKLY_RETRAIN, **{**COMMON, "automation_condition": None})
 def training_window(context: dg.AssetExecutionContext, config: TrainingWindowConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     spec = windows.WindowSpec(config.strategy, config.days, config.older_fraction, config.sampling,
                               config.max_rows, config.seed)
