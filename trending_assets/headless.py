@@ -30,6 +30,8 @@ RAW_KEYS = list(INGESTED.values())
 # No new run for this long and none in flight: nothing is left to do (the automation sensor ticks every 10 s,
 # the retrain sensors every 15 s).
 QUIET_S = 25.0
+# in-process runs log to the console at WARNING: the run's full log is in the instance (`make dev`)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 
@@ -197,7 +199,7 @@ def execute_retrain(defs: dg.Definitions, instance: dg.DagsterInstance, run_requ
     daemon's run-status sensors, when one runs, write the same values."""
     job = defs.resolve_job_def(JOB)
     result = job.execute_in_process(instance=instance, asset_selection=list(run_request.asset_selection or []),
-                                    tags=dict(run_request.tags), raise_on_error=False)
+                                    tags=dict(run_request.tags), raise_on_error=False, run_config=QUIET)
     outcome = SUCCESS if result.success else HELD_BACK if gate_failures(result) is not None else FAILURE
     with WarehouseResource().connect() as con:
         retraining_log.attach_run(con, int(run_request.tags[LOG_ID_TAG]), result.run_id, outcome)

@@ -75,3 +75,12 @@ def test_lineage_runs_from_landing_files_to_the_windows():
     assert dg.AssetKey(["staging", "stg_movies"]) in graph.get(dg.AssetKey(["marts", "dim_movies"])).parent_keys
     assert dg.AssetKey(["raw", "movies"]) in graph.get(dg.AssetKey(["staging", "stg_movies"])).parent_keys
     assert dg.AssetKey(["landing", "movies"]) in graph.get(dg.AssetKey(["raw", "movies"])).parent_keys
+
+
+def test_the_loops_outputs_carry_freshness_policies():
+    graph = load_defs().resolve_asset_graph()
+    windows = {key: graph.get(dg.AssetKey.from_user_string(key)).freshness_policy
+               for key in ("ml/training_window", "monitoring/drift_report", "monitoring/model_performance")}
+    assert windows["ml/training_window"].fail_window.to_timedelta().days == 8  # a weekly retrain missed
+    assert windows["monitoring/drift_report"].fail_window.to_timedelta().days == 2
+    assert windows["monitoring/model_performance"].warn_window.to_timedelta().days == 1

@@ -105,33 +105,37 @@ def frame_of(rows: list[tuple[str, date]]) -> pl.DataFrame:
                              pl.Series("first_seen_date", [r[1] for r in rows], pl.Date))
 
 
-def test_split_takes_the_reference_by_id_and_the_newest_days_as_current():
+def test_split_takes_the_champions_period_as_reference_and_the_newest_days_after_it_as_current():
     day = START
     catalogue = frame_of([("a", day), ("b", day + timedelta(days=1)), ("c", day + timedelta(days=5)),
                           ("d", day + timedelta(days=8)), ("e", day + timedelta(days=9)),
                           ("f", day + timedelta(days=9))])
-    ref, cur = drift_report.split(catalogue, ["a", "b", "f", "unknown"], current_days=2)
+    ref, cur = drift_report.split(catalogue, day + timedelta(days=1), day + timedelta(days=5), current_days=2)
 
-    assert sorted(ref["movie_id"]) == ["a", "b", "f"]
-    # newest day is day+9; two days: day+8 and day+9; "f" trained the champion, so it is not new
-    assert sorted(cur["movie_id"]) == ["d", "e"]
+    assert sorted(ref["movie_id"]) == ["b", "c"]  # "a" was first seen before the period
+    # the newest day is day+9; two days: day+8 and day+9
+    assert sorted(cur["movie_id"]) == ["d", "e", "f"]
     assert cur.columns == catalogue.columns
 
-    _, wider = drift_report.split(catalogue, ["a", "b", "f"], current_days=5)
-    assert sorted(wider["movie_id"]) == ["c", "d", "e"]
-    _, one_day = drift_report.split(catalogue, [], current_days=1)
-    assert sorted(one_day["movie_id"]) == ["e", "f"]
+    # a wide current window never reaches back into the reference period
+    _, wider = drift_report.split(catalogue, None, day + timedelta(days=5), current_days=30)
+    assert sorted(wider["movie_id"]) == ["d", "e", "f"]
+    everything_before, _ = drift_report.split(catalogue, None, day + timedelta(days=5), current_days=1)
+    assert sorted(everything_before["movie_id"]) == ["a", "b", "c"]
+    # nothing newer than the period: no current data
+    _, none = drift_report.split(catalogue, None, day + timedelta(days=9), current_days=2)
+    assert none.is_empty()
 
 
 @pytest.mark.parametrize("days", [0, -3])
 def test_split_refuses_fewer_than_one_current_day(days):
     with pytest.raises(ValueError, match="current_days must be at least 1"):
-        drift_report.split(frame_of([("a", START)]), ["a"], current_days=days)
+        drift_report.split(frame_of([("a", START)]), None, START, current_days=days)
 
 
 def test_split_of_no_movies_gives_two_empty_frames_with_the_columns():
     empty = frame_of([]).clear()
-    ref, cur = drift_report.split(empty, ["a"], current_days=3)
+    ref, cur = drift_report.split(empty, None, START, current_days=3)
     assert ref.is_empty() and cur.is_empty()
     assert cur.columns == ref.columns == list(SCHEMA)
 
@@ -266,12 +270,12 @@ def test_an_empty_report_still_has_typed_long_rows_summary_and_features():
     assert report.drift_detected is False
 
 
-def test_a_large_reference_is_sampled_for_the_text_signals_and_the_notes_say_so(same, numeric_shift):
+def test_a_large_reference_is_sampled_for_every_signal_and_the_notes_say_so(same, numeric_shift):
     assert not any("seeded sample" in note for note in same.notes)
     report = numeric_shift
-    assert "text, embedding and prediction signals use 100 of 300 reference movies (seeded sample)" in report.notes
-    assert report.reference_rows == 300
-    # the tabular tests use every reference row, the text signals the sample
+    assert "every signal uses 100 of 300 reference movies (seeded sample)" in report.notes
+    assert report.reference_rows == 100
+    # the tabular tests see the sample too, so a reference of at most 1000 rows keeps them on KS / chi-squared
     popularity = next(f for f in report.signals["data"].features if f.feature == "popularity")
-    assert popularity.n_reference == 300
+    assert popularity.n_reference == 100 and popularity.test == "ks"
     assert report.signals["vocabulary"].n_reference == 100

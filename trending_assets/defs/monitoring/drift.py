@@ -51,7 +51,7 @@ def drift_report_asset(context: dg.AssetExecutionContext, config: DriftConfig,
         if champion is None:
             yield from _no_reference(context, "no champion yet, so no training window to compare with")
             return
-        window = con.execute("SELECT window_id, path FROM ml.training_windows WHERE window_id = ? "
+        window = con.execute("SELECT window_id, start_date, end_date FROM ml.training_windows WHERE window_id = ? "
                              "AND kind = 'training'", [champion.window_id]).fetchall()
         movies = drift_report.first_scrapes(con)
         model = genre_model.load(champion.family, registry.load_artifact(champion))
@@ -59,9 +59,8 @@ def drift_report_asset(context: dg.AssetExecutionContext, config: DriftConfig,
         yield from _no_reference(context, f"champion {champion.version_id}'s window {champion.window_id} is not "
                                           "in ml.training_windows")
         return
-    window_id, path = window[0]
-    reference_ids = pl.read_parquet(path, columns=["movie_id"])["movie_id"].to_list()
-    reference, current = drift_report.split(movies, reference_ids, config.current_days)
+    window_id, window_start, window_end = window[0]
+    reference, current = drift_report.split(movies, window_start, window_end, config.current_days)
     embed = _embedder(context) if config.embedding else None
     report = drift_report.build(
         reference, current, share=config.share, min_rows=config.min_rows,
@@ -81,6 +80,7 @@ def drift_report_asset(context: dg.AssetExecutionContext, config: DriftConfig,
                      f"movies); {', '.join(f'{s}={report.drifted(s)}' for s in report.signals)}")
     yield dg.MaterializeResult(metadata={
         "report_id": report_id,
+        "reference_period": f"{window_start or 'start'} .. {window_end}",
         "drift_detected": report.drift_detected,
         "champion": champion.version_id,
         "reference_window_id": window_id,
@@ -133,7 +133,8 @@ def _no_reference(context: dg.AssetExecutionContext, why: str) -> Iterator[dg.Ma
 
 def _markdown(report: DriftReport, png: bytes) -> str:
     parts = [f"**{'Drift detected' if report.drift_detected else 'No drift'}**: {report.reference_rows} reference "
-             f"movies (the champion's window, as first scraped) vs {report.current_rows} current movies.",
+             f"movies (first seen in the champion's training period, as first scraped) vs {report.current_rows} "
+             "current movies.",
              reports.markdown_table(report.summary()), "Per feature:",
              reports.markdown_table(report.features()), *[f"_{note}_" for note in report.notes],
              reports.markdown_image(png, "PSI per feature")]

@@ -15,9 +15,10 @@ UPSTREAM = [
     dg.AssetKey(["ml", f"{family}_{step}"]) for family in FAMILIES for step in ("evaluation", "staging")
 ] + [dg.AssetKey(["ml", "freshness_experiment"])] + [
     dg.AssetKey(["monitoring", name]) for name in ("drift_report", "model_performance")]
-# models, experiments and monitors may not exist yet (nothing trained, no candidate passed its gates): they must
-# not hold the snapshot back
-MAY_BE_MISSING = dg.AssetSelection.groups("models", "evaluation", "monitoring")
+# the training window, models, experiments and monitors may not exist yet (no retrain yet, no candidate passed its
+# gates): they must not hold the snapshot back
+MAY_BE_MISSING = (dg.AssetSelection.groups("models", "evaluation", "monitoring")
+                  | dg.AssetSelection.assets(dg.AssetKey(["ml", "training_window"])))
 
 
 @dg.asset(
