@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from sklearn.isotonic import IsotonicRegression
 
 from trending_assets.lib.metrics import f1_from_counts, macro_f1, micro_f1
 
@@ -97,7 +96,7 @@ class Calibrator:
     """
 
     def __init__(self) -> None:
-        self._maps: list[IsotonicRegression] = []
+        self._maps: list = []  # one sklearn IsotonicRegression per genre
 
     def fit(self, probs: np.ndarray, labels: np.ndarray) -> Calibrator:
         """Learn one monotone map per genre column from labeled (movies, genres) probabilities and 0/1 labels."""
@@ -107,6 +106,8 @@ class Calibrator:
                              f"and {labels.shape}")
         if probs.shape[0] < 2:
             raise ValueError(f"calibration needs at least 2 labeled movies; got {probs.shape[0]}")
+        from sklearn.isotonic import IsotonicRegression  # here: scikit-learn takes a second to import
+
         self._maps = [
             IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs[:, j], labels[:, j])
             for j in range(probs.shape[1])

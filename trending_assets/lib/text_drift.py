@@ -24,9 +24,6 @@ import numpy as np
 import polars as pl
 from scipy.special import gammaln
 from scipy.stats import false_discovery_control, hypergeom
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from trending_assets.lib.drift import INSUFFICIENT, FeatureDrift
 
@@ -56,6 +53,8 @@ def domain_classifier_auc(
     fewer than 5 texts (one per fold).
     """
     ref, cur = _texts(reference_texts), _texts(current_texts)
+    from sklearn.feature_extraction.text import HashingVectorizer  # here: scikit-learn takes a second to import
+
     vectorizer = HashingVectorizer(n_features=HASHED_FEATURES, alternate_sign=False, norm="l2")
     if min(len(ref), len(cur)) < FOLDS:
         return None, len(ref) + len(cur)
@@ -204,6 +203,9 @@ def minilm_embedder(max_length: int = 64, batch_size: int = 64) -> Embedder:
 
 def _classifier_auc(features, n_reference: int, n_current: int, seed: int) -> float:
     labels = np.r_[np.zeros(n_reference), np.ones(n_current)]
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
     # liblinear: far faster than lbfgs on 2**18 sparse hashed columns.
     return float(cross_val_score(LogisticRegression(solver="liblinear"), features, labels, cv=folds,

@@ -11,19 +11,26 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and transformers are imported where they are used: every Dagster process loads this module (the configs
+# live here), and the two take seconds to import, most of a light run's start-up.
 
 CARD_FILE = "trending_model.json"
 CARD_FORMAT = 1
 # Where a run happens and how chatty it is do not change what is learned, so they stay out of the version.
 _RUNTIME_FIELDS = frozenset({"device", "log_every_steps"})
+COMMON_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,8 @@ class TransformerConfig:
                 raise ValueError(f"TransformerConfig.{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"TransformerConfig.threshold must be in (0, 1), got {self.threshold}")
-        resolve_device(self.device)
+        if not COMMON_DEVICE.fullmatch(self.device):  # only an unusual name needs torch to be parsed
+            resolve_device(self.device)
         for name in ("learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio", "threshold",
                      "replay_share"):
             object.__setattr__(self, name, float(getattr(self, name)))  # so 1 and 1.0 give one version
@@ -80,6 +88,8 @@ class TransformerConfig:
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` is CUDA when torch sees a GPU, else CPU; anything else is parsed as a torch device name."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -201,6 +211,8 @@ class TransformerModel:
         texts = movie_texts(frame)
         probs = np.empty((len(texts), len(self.genres)), dtype=np.float32)
         self.network.eval()
+        import torch
+
         max_length, device = self.card.config.max_length, self.device
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
@@ -230,6 +242,8 @@ class TransformerModel:
         if not (directory / CARD_FILE).is_file():
             raise FileNotFoundError(f"{directory} holds no saved genre transformer (no {CARD_FILE}); "
                                     "write one with TransformerModel.save")
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
         card = ModelCard.from_dict(json.loads((directory / CARD_FILE).read_text()))
         network = AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True)
         labels = tuple(network.config.id2label[i] for i in range(network.config.num_labels))

@@ -23,9 +23,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import polars as pl
-import xgboost as xgb
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+
+# xgboost is imported where it is used: every Dagster process loads this module (XGBConfig lives here), and
+# xgboost (with the scikit-learn it pulls in) takes about a second to import.
 
 from trending_assets.lib.features import FeatureSpec, featurize, label_matrix
 from trending_assets.lib.genres import CANONICAL_GENRES
@@ -131,6 +138,8 @@ class XGBModel:
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         """A float32 ``(rows, len(genres))`` matrix of genre probabilities, in ``genres`` order."""
+        import xgboost as xgb
+
         if frame.is_empty():
             return np.zeros((0, len(self.genres)), dtype=np.float32)
         matrix = xgb.DMatrix(featurize(frame, self.features), nthread=self.config.nthread)
@@ -146,6 +155,8 @@ class XGBModel:
 
     def save(self, folder: Path) -> dict[str, Path]:
         """Write ``booster.ubj`` and then ``model.json`` (last, so a folder with a manifest is complete)."""
+        import xgboost as xgb
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"booster": folder / "booster.ubj", "manifest": folder / "model.json"}
@@ -167,6 +178,8 @@ class XGBModel:
     @classmethod
     def load(cls, folder: Path) -> XGBModel:
         """Read a model that ``save`` wrote; refuses one whose features this code would compute differently."""
+        import xgboost as xgb
+
         folder = Path(folder)
         manifest = json.loads((folder / "model.json").read_text())
         if manifest.get("format") != MODEL_FORMAT:
@@ -223,6 +236,8 @@ def _boost(
     parent: XGBModel | None, frame: pl.DataFrame, config: XGBConfig, genres: tuple[str, ...], rounds: int
 ) -> XGBModel:
     """Boost ``rounds`` rounds on the frame's labeled rows, from scratch or from the parent, and time it."""
+    import xgboost as xgb
+
     started = time.perf_counter()
     dtrain, labels, skipped = _training_matrix(frame, config, genres)
     featurized = time.perf_counter()
@@ -261,6 +276,8 @@ def _training_matrix(
 
     A movie with no genre in the label space is unlabeled, not a movie of no genre, so it teaches nothing.
     """
+    import xgboost as xgb
+
     labels = label_matrix(frame, genres)
     labeled = labels.sum(axis=1) > 0
     if not labeled.any():
