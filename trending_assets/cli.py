@@ -72,7 +72,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from trending_assets.lib import summary, warehouse
 
     plan = demo.DemoPlan(weeks=args.weeks, bootstrap_weeks=args.bootstrap_weeks, drift_week=args.drift_week,
-                         scenario=args.scenario, seed=args.seed, noise=args.noise, families=args.families,
+                         scenario=args.scenario, seed=args.seed, noise=args.noise,
+                         movies_per_day=args.movies_per_day, families=args.families,
                          min_new_labeled=args.min_new, cooldown_hours=args.cooldown_hours,
                          step_timeout_s=args.timeout)
     home = environment.configure()
@@ -129,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--cooldown-hours", type=float, default=0.0)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--noise", type=float, default=0.002)
+    demo.add_argument("--movies-per-day", type=_positive, default=120)
     demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each week to settle")
     demo.set_defaults(func=cmd_demo)
 

@@ -31,6 +31,7 @@ class DemoPlan:
     scenario: str = "vocabulary_drift"
     seed: int = 0
     noise: float = 0.002
+    movies_per_day: int = 120
     families: str = "xgboost"
     min_new_labeled: int = 1200
     cooldown_hours: float = 0.0
@@ -71,7 +72,7 @@ def run(plan: DemoPlan, home: TrendingHome, echo: Callable[[str], None] = print)
             last = start + timedelta(days=7 * week - 1)
             days = (last - first).days + 1
             simulate(home, first, days, scenario=plan.scenario, seed=plan.seed, noise=plan.noise,
-                     drift_start=drift_start)
+                     drift_start=drift_start, movies_per_day=plan.movies_per_day)
             landed += headless.days_between(first, last)
             drifted = " (drifted)" if last >= drift_start else ""
             echo(f"[week {week}/{plan.weeks}] landed {first} .. {last}{drifted}; the daemon ingests, builds, "

@@ -37,6 +37,7 @@ def configure(home: TrendingHome | None = None) -> TrendingHome:
     os.environ["TRENDING_WAREHOUSE"] = str(home.warehouse)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_DIR", str(home.wandb))
+    os.environ.setdefault("WANDB_SILENT", "true")  # offline runs would print "wandb sync ..." hints per run
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     if fresh:

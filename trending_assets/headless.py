@@ -27,8 +27,8 @@ from trending_assets.lib.ingest import utc_now
 from trending_assets.lib.retrain_triggers import MANUAL, Trigger
 
 RAW_KEYS = list(INGESTED.values())
-# No new run for this long and none in flight: nothing is left to do (the automation sensor ticks every 10 s,
-# the retrain sensors every 15 s).
+# No run started or ended for this long and none in flight: nothing is left to do (the automation sensor ticks
+# every 10 s, the retrain sensors every 15 s).
 QUIET_S = 25.0
 # in-process runs log to the console at WARNING: the run's full log is in the instance (`make dev`)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -143,8 +143,11 @@ def progress(instance: dg.DagsterInstance, partitions: list[str]) -> dict[str, o
     last_raw = max((_timestamp(instance, key) for key in RAW_KEYS), default=0.0)
     snapshot = _timestamp(instance, dg.AssetKey("warehouse_snapshot"))
     built = [_timestamp(instance, key) for key in SNAPSHOT_SOURCES]
-    records = instance.get_run_records(limit=1)
-    quiet_s = time.time() - records[0].create_timestamp.timestamp() if records else 0.0
+    # quiet since the newest run was created or the last one ended: sensors that wait for the warehouse to
+    # settle only act once nothing runs, so the quiet time must start when the last run ends
+    records = instance.get_run_records(limit=10)
+    last = max((max(r.create_timestamp.timestamp(), r.end_time or 0.0) for r in records), default=None)
+    quiet_s = time.time() - last if last is not None else 0.0
     in_flight = len(instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT)))
     failed = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
     held_back = [r for r in failed if only_gates_failed(instance, r.dagster_run.run_id)]

@@ -51,11 +51,11 @@ def test_raw_updates_rebuild_the_downstream_chain_once_in_dependency_order():
     assert not any(key.startswith("ml/") and key.endswith(("_candidate", "_evaluation", "_staging", "training_window"))
                    for key in built)
 
-    # a retrain that staged a model refreshes the monitors (a new champion is a new reference), and the snapshot
+    # a retrain that staged a model republishes the snapshot; the monitors wait for new data (re-running them on
+    # every staged challenger would re-raise the same drift alarm, and ask for the same retrain, again)
     instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["ml", "xgboost_staging"])))
     _, requested = _tick(defs, instance, result.cursor)
-    assert {"monitoring/drift_report", "monitoring/model_performance", "warehouse_snapshot"} <= requested
-    assert not any(key.endswith(("_candidate", "_evaluation")) for key in requested)
+    assert requested == {"warehouse_snapshot"}
 
 
 def test_every_asset_is_described_grouped_and_kinded():

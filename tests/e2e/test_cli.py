@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -75,6 +76,22 @@ def test_analysts_read_the_snapshot_while_a_materialization_writes(materialized)
         assert con.execute(query).fetchall()[0][0] == before  # re-materializing is idempotent
 
 
+def test_a_manual_retrain_runs_in_process_and_is_logged_with_its_reason(materialized):
+    result = run(materialized, "retrain", "--reason", "new labels from the annotators")
+    assert "retrain accepted (ml.retraining_log #1)" in result.stdout
+    outcome = re.search(r"retrain_job run (\w{8}): (success|held back)", result.stdout)
+    assert outcome, result.stdout
+    with duckdb.connect(str(materialized / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT kind, actor, reason, decision, run_id, outcome FROM ml.retraining_log").fetchall()
+    assert len(rows) == 1
+    kind, actor, reason, decision, run_id, logged = rows[0]
+    assert (kind, reason, decision) == ("manual", "new labels from the annotators", "run")
+    assert actor.startswith("cli:") and run_id.startswith(outcome.group(1)) and logged == outcome.group(2)
+    instance = dg.DagsterInstance.from_config(str(materialized / "dagster"))
+    tags = instance.get_run_by_id(run_id).tags
+    assert tags["trending/trigger"] == "manual" and tags["trending/reason"] == "new labels from the annotators"
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["simulate", "--start", "2026-13-01", "--days", "1"], "'2026-13-01' is not a date; use YYYY-MM-DD"),
     (["simulate", "--start", "2026-01-01", "--days", "0"], "0 must be at least 1"),
@@ -83,6 +100,7 @@ def test_analysts_read_the_snapshot_while_a_materialization_writes(materialized)
     (["query", "SELECT 1"], "no warehouse snapshot"),
     (["materialize", "--start", "2026-01-01", "--select", "bogus:::"], "--select 'bogus:::' is not an asset selection"),
     (["materialize", "--start", "2026-01-01", "--select", "group:nothing"], "matches no asset"),
+    (["retrain", "--reason", "  "], "a trigger needs a reason"),
 ])
 def test_cli_errors_name_the_bad_value_and_the_fix(tmp_path, args, message):
     result = run(tmp_path / "empty-home", *args, check=False)

@@ -14,13 +14,11 @@ from trending_assets.defs.monitoring.config import DriftConfig
 from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
 from trending_assets.lib import drift_report, genre_model, monitoring_store, registry, reports, training
 from trending_assets.lib.drift_report import DriftReport
-from trending_assets.lib.genre_model import FAMILIES
 from trending_assets.lib.ingest import utc_now
 from trending_assets.lib.performance_report import predicted_genres
 
 KEY = dg.AssetKey(["monitoring", "drift_report"])
 DIM_MOVIES = dg.AssetKey(["marts", "dim_movies"])
-STAGING = [dg.AssetKey(["ml", f"{family}_staging"]) for family in FAMILIES]
 # signal -> (check name, severity): data, vocabulary and label drift ask for a retrain; the others warn
 CHECKS = {
     "data": ("no_dataset_drift", dg.AssetCheckSeverity.ERROR),
@@ -33,8 +31,8 @@ RETRAIN_CHECKS = tuple(name for name, severity in CHECKS.values() if severity ==
 
 
 @dg.asset(
-    key=KEY, deps=[DIM_MOVIES, *STAGING], group_name="monitoring", kinds={"duckdb", "scipy"}, pool=WAREHOUSE_POOL,
-    op_tags=HEAVY, automation_condition=on_upstream_update(may_be_missing=dg.AssetSelection.assets(*STAGING)),
+    key=KEY, deps=[DIM_MOVIES], group_name="monitoring", kinds={"duckdb", "scipy"}, pool=WAREHOUSE_POOL,
+    op_tags=HEAVY, automation_condition=on_upstream_update(),
     freshness_policy=DAILY_MONITOR,
     check_specs=[dg.AssetCheckSpec(name, asset=KEY, description=f"fails ({severity.value}) on {signal} drift")
                  for signal, (name, severity) in CHECKS.items()],

@@ -16,21 +16,19 @@ from trending_assets.defs.monitoring.config import PerformanceConfig
 from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
 from trending_assets.lib import genre_model, monitoring_store, performance, performance_report, registry, reports
 from trending_assets.lib import training, window_store
-from trending_assets.lib.genre_model import FAMILIES
 from trending_assets.lib.ingest import utc_now
 
 KEY = dg.AssetKey(["monitoring", "model_performance"])
 CHECK = "champion_performance"
 STATIC_TEST_SET = dg.AssetKey(["ml", "static_test_set"])
-STAGING = [dg.AssetKey(["ml", f"{family}_staging"]) for family in FAMILIES]
 MARTS = [dg.AssetKey(["marts", name]) for name in ("dim_movies", "fct_feedback_events", "fct_genre_corrections")]
 PLOTTED = ("online_micro_f1", "estimated_micro_f1", "thumbs_down_rate", "click_through")
 
 
 @dg.asset(
-    key=KEY, deps=[*MARTS, STATIC_TEST_SET, *STAGING], group_name="monitoring", kinds={"duckdb", "polars"},
+    key=KEY, deps=[*MARTS, STATIC_TEST_SET], group_name="monitoring", kinds={"duckdb", "polars"},
     pool=WAREHOUSE_POOL, op_tags=HEAVY,
-    automation_condition=on_upstream_update(may_be_missing=dg.AssetSelection.assets(*STAGING)),
+    automation_condition=on_upstream_update(),
     freshness_policy=DAILY_MONITOR,
     check_specs=[dg.AssetCheckSpec(CHECK, asset=KEY, description="fails (ERROR) when the champion's online F1 is "
                                    "below the floor or its estimated F1 dropped more than allowed")],

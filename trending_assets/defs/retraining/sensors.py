@@ -38,7 +38,7 @@ def _busy(error: duckdb.IOException) -> dg.SkipReason:
 
 
 @dg.sensor(
-    name="volume_retrain_sensor", job=retrain_job, minimum_interval_seconds=30,
+    name="volume_retrain_sensor", job=retrain_job, minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a retrain when at least min_new_labeled new labeled movies (RetrainPolicy, env "
     "TRENDING_RETRAIN_MIN_NEW) arrived since the champion's training window was built; the cursor remembers how "
