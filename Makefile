@@ -38,8 +38,10 @@ demo: manifest
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/trending demo
 
+# Two workers, one test file each at a time: the daemon-driven demo test spends most of its ten minutes waiting on
+# sensors and runs, and the rest of the suite runs beside it.
 test: manifest
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 dev: manifest
 	mkdir -p $(DAGSTER_HOME)
