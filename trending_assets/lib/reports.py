@@ -139,7 +139,7 @@ def drift_plot(features: pl.DataFrame, title: str) -> bytes:
         axes.axvline(mark, color="dimgray", linestyle=":", linewidth=1)
     axes.set_yticks(range(len(labels)), labels, fontsize=8)
     axes.invert_yaxis()
-    axes.set_xlabel("PSI (red: drifted by the feature's test; grey: insufficient data)")
+    axes.set_xlabel("PSI (red: drifted by its test; grey: too little data)")
     axes.set_title(title, fontsize=10)
     if not labels:
         axes.text(0.5, 0.5, "no features judged", ha="center", va="center", transform=axes.transAxes)

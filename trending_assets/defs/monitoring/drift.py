@@ -70,7 +70,7 @@ def drift_report_asset(context: dg.AssetExecutionContext, config: DriftConfig,
             con, report.long_rows(report_id), report_id=report_id, created_at=created_at,
             model_version=champion.version_id, reference_window_id=window_id,
             current_start=report.current_start, current_end=report.current_end)
-    title = (f"{champion.version_id}'s window vs movies first seen {report.current_start} .. {report.current_end}")
+    title = f"{champion.version_id}'s period vs {report.current_start} .. {report.current_end}"
     png = reports.drift_plot(report.features(), title)
     plot = reports.write_png(png, warehouse.home.reports / "drift" / f"{report_id}.png")
     verdict = "DRIFT" if report.drift_detected else "no drift"
