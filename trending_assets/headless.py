@@ -17,7 +17,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from trending_assets.defs.ingest.sensors import RAW_KEYS as INGESTED
 from trending_assets.defs.retraining import requests
 from trending_assets.defs.retraining.outcomes import FAILURE, HELD_BACK, SUCCESS, is_gate_failure, only_gates_failed
-from trending_assets.defs.retraining.requests import JOB, LOG_ID_TAG
+from trending_assets.defs.retraining.requests import IN_FLIGHT, JOB, LOG_ID_TAG
 from trending_assets.defs.retraining.resources import RetrainPolicy
 from trending_assets.defs.warehouse.assets import UPSTREAM as SNAPSHOT_SOURCES
 from trending_assets.defs.warehouse.resources import WarehouseResource
@@ -32,8 +32,6 @@ RAW_KEYS = list(INGESTED.values())
 QUIET_S = 25.0
 # in-process runs log to the console at WARNING: the run's full log is in the instance (`make dev`)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
 
 
 def load_definitions() -> dg.Definitions:

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 
 import duckdb
-import numpy as np
 import polars as pl
 
 from trending_assets.lib import performance
+from trending_assets.lib.features import label_matrix
 from trending_assets.lib.genre_model import GenreModel, predict_labels
 from trending_assets.lib.performance import Calibrator, F1Estimate, Score
 from trending_assets.lib.warehouse import table_exists
@@ -97,14 +97,7 @@ def pooled(rows: pl.DataFrame, version: str, metric: str, since: date) -> Score 
 
 def calibrate(model: GenreModel, labeled: pl.DataFrame) -> Calibrator:
     """The model's per-genre isotonic calibration on labeled movies (the static test set)."""
-    probs = model.predict_proba(labeled)
-    index = {genre: j for j, genre in enumerate(model.genres)}
-    labels = np.zeros(probs.shape, dtype=np.int8)
-    for i, genres in enumerate(labeled["genres"].to_list()):
-        for genre in genres or ():
-            if genre in index:
-                labels[i, index[genre]] = 1
-    return Calibrator().fit(probs, labels)
+    return Calibrator().fit(model.predict_proba(labeled), label_matrix(labeled, tuple(model.genres)))
 
 
 def estimate(model: GenreModel, calibrator: Calibrator, movies: pl.DataFrame) -> F1Estimate:
