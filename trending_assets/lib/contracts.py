@@ -16,6 +16,9 @@ from trending_assets.lib import genres
 FIRST_PARTITION = date(2020, 1, 1)
 EVENT_TYPES = (
     "impression", "click", "view", "rating", "thumbs_up", "thumbs_down", "genre_correction", "annotation", "alert",
+    # written by the serving API: one exposure per request (who got which model, in which experiment and variant)
+    # and one shadow_prediction per shadow model and request (never shown to the user)
+    "exposure", "shadow_prediction",
 )
 
 

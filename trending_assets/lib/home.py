@@ -68,10 +68,28 @@ class TrendingHome:
         """Evaluation reports and plots, one folder per model version or experiment."""
         return self.root / "reports"
 
+    @property
+    def serving(self) -> Path:
+        """What the serving API reads: the deployment plan, the catalog it ranks, and admin requests it leaves."""
+        return self.root / "serving"
+
+    @property
+    def deployment_plan(self) -> Path:
+        return self.serving / "plan.json"
+
+    @property
+    def serving_catalog(self) -> Path:
+        return self.serving / "catalog.parquet"
+
+    @property
+    def serving_requests(self) -> Path:
+        """Rollback requests from the API's admin endpoint; a sensor turns each into a registry move."""
+        return self.serving / "requests"
+
     def ensure(self) -> "TrendingHome":
         """Create the folders (idempotent) and return self."""
         for path in (self.root, self.dagster_home, self.ground_truth, self.windows, self.models, self.wandb,
-                     self.reports):
+                     self.reports, self.serving, self.serving_requests):
             path.mkdir(parents=True, exist_ok=True)
         for entity in ENTITIES:
             self.landing_dir(entity).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""The serving API (FastAPI); run it with `trending serve`."""
