@@ -69,17 +69,20 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from trending_assets import demo
-    from trending_assets.lib import summary, warehouse
+    from trending_assets.lib import experiment_report, summary, warehouse
 
     plan = demo.DemoPlan(weeks=args.weeks, bootstrap_weeks=args.bootstrap_weeks, drift_week=args.drift_week,
                          scenario=args.scenario, seed=args.seed, noise=args.noise,
                          movies_per_day=args.movies_per_day, families=args.families,
                          min_new_labeled=args.min_new, cooldown_hours=args.cooldown_hours,
-                         step_timeout_s=args.timeout)
+                         step_timeout_s=args.timeout, production_days=args.production_days, bad_days=args.bad_days,
+                         traffic_users=args.traffic_users, approval=args.approval)
     home = environment.configure()
     demo.run(plan, home)
     with warehouse.read_snapshot(home.warehouse_snapshot) as con:
         print(summary.render(con))
+    with warehouse.connect(home.warehouse) as con:  # the daemon has stopped: the freshest state
+        print("\n" + experiment_report.render(con))
     print(f"\nquery it:   .venv/bin/trending query \"SELECT * FROM ml.retraining_log\"\n"
           f"drift:      .venv/bin/trending query \"SELECT * FROM monitoring.drift_reports WHERE drifted\"   "
           f"(plots: {home.reports})\n"
@@ -95,6 +98,99 @@ def cmd_retrain(args: argparse.Namespace) -> None:
     outcome = headless.retrain(args.reason)
     if outcome == "failure":
         raise SystemExit("the retrain run failed; open `make dev` (Runs) for its logs; the champion is unchanged")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from trending_assets.api.app import create_app
+
+    home = environment.configure()
+    print(f"serving {home.deployment_plan} on http://{args.host}:{args.port} (docs: /docs); events -> "
+          f"{home.landing_dir('feedback')}")
+    uvicorn.run(create_app(home), host=args.host, port=args.port, log_level=args.log_level)
+
+
+def cmd_simulate_traffic(args: argparse.Namespace) -> None:
+    from trending_assets import traffic
+
+    home = environment.configure()
+    start = args.start or _default_traffic_start(home)
+    traffic.run_days(home, start, args.days, users=args.users, url=args.url, seed=args.seed)
+
+
+def _default_traffic_start(home: TrendingHome) -> date:
+    """The day after the newest simulated world day (ground truth), so traffic follows the world."""
+    import json
+
+    record = home.ground_truth / "scenario.json"
+    if not record.exists():
+        raise ValueError(f"no simulated world in {home.ground_truth}; run `trending simulate` first or pass --start")
+    days = json.loads(record.read_text()).get("simulated_days") or []
+    if not days:
+        raise ValueError("the simulated world has no days yet; pass --start YYYY-MM-DD")
+    return date.fromisoformat(max(days))
+
+
+def cmd_approve(args: argparse.Namespace) -> None:
+    import getpass
+
+    from trending_assets.lib import rollout, warehouse
+
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        after = rollout.approve(con, args.version, f"person:{args.approver or getpass.getuser()}", args.reason)
+        plan = rollout.publish_plan(con, home.deployment_plan)
+    print(f"approved {args.version}: {after.experiment_id} {after.phase}; champion is now {plan.champion} "
+          f"(plan {plan.plan_id} published)")
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    import getpass
+
+    from trending_assets.lib import rollout, rollout_control, warehouse
+
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        line = rollout_control.rollback(con, args.target, args.reason, f"person:{getpass.getuser()}")
+        plan = rollout.publish_plan(con, home.deployment_plan)
+    print(f"{line}; plan {plan.plan_id if plan else None} published")
+
+
+def cmd_ab_start(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ab_tests, experiment_store, rollout, vibe_tags, warehouse
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for name in variants:
+        vibe_tags.generator_for(name)  # ValueError naming the known generators
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        experiment_store.ensure_schema(con)
+        started = experiment_store.watermark(con) or date(1970, 1, 1)
+        test = ab_tests.start(con, args.id, args.surface, variants, started, mde=args.mde)
+        plan = rollout.publish_plan(con, home.deployment_plan)
+    print(f"A/B test {test.experiment_id} running on {test.surface}: {', '.join(variants)} (control first); power "
+          f"analysis: {test.planned_users_per_arm} users per arm for an MDE of {test.mde} in click-through; plan "
+          f"{plan.plan_id if plan else '(none yet: no champion)'} published")
+
+
+def cmd_ab_stop(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ab_tests, rollout, warehouse
+
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        if args.id not in {t.experiment_id for t in ab_tests.running(con)}:
+            raise ValueError(f"no running A/B test {args.id!r}; `trending experiments` lists them")
+        ab_tests.finish(con, args.id, "stopped", args.reason)
+        rollout.publish_plan(con, home.deployment_plan)
+    print(f"stopped {args.id}: {args.reason}")
+
+
+def cmd_experiments(args: argparse.Namespace) -> None:
+    from trending_assets.lib import experiment_report, warehouse
+
+    with warehouse.read_snapshot(TrendingHome.from_env().warehouse_snapshot) as con:
+        print(experiment_report.render(con))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -120,9 +216,9 @@ def parser() -> argparse.ArgumentParser:
     mat.set_defaults(func=cmd_materialize)
 
     demo = sub.add_parser("demo", help="simulate weeks landing one at a time; the daemon monitors and retrains")
-    demo.add_argument("--weeks", type=_positive, default=6)
+    demo.add_argument("--weeks", type=_positive, default=4)
     demo.add_argument("--bootstrap-weeks", type=_positive, default=2, help="weeks landed before the first champion")
-    demo.add_argument("--drift-week", type=_positive, default=5, help="the drift starts on this week's first day")
+    demo.add_argument("--drift-week", type=_positive, default=3, help="the drift starts on this week's first day")
     demo.add_argument("--scenario", choices=SCENARIOS, default="vocabulary_drift")
     demo.add_argument("--families", default="xgboost", help="model families a retrain trains, comma-separated "
                       "(xgboost,transformer: the transformer adds 1-2 minutes per retrain on 2 CPU cores)")
@@ -132,11 +228,60 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--noise", type=float, default=0.002)
     demo.add_argument("--movies-per-day", type=_positive, default=120)
     demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each week to settle")
+    demo.add_argument("--production-days", type=int, default=8, help="days of API traffic for the staged "
+                      "challenger's rollout (0: stop after the weeks)")
+    demo.add_argument("--bad-days", type=int, default=6, help="days for a deliberately bad challenger (0: skip)")
+    demo.add_argument("--traffic-users", type=_positive, default=6000, help="simulated API users (70%% a day)")
+    demo.add_argument("--approval", choices=("auto", "manual"), default="auto",
+                      help="manual: a validated challenger waits for `trending approve`")
     demo.set_defaults(func=cmd_demo)
 
     retrain = sub.add_parser("retrain", help="retrain now (a manual trigger), recorded in ml.retraining_log")
     retrain.add_argument("--reason", required=True, help="why, in a sentence: it is kept with the run")
     retrain.set_defaults(func=cmd_retrain)
+
+    serve = sub.add_parser("serve", help="run the serving API (FastAPI + uvicorn) on the deployment plan")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_positive, default=8000)
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(func=cmd_serve)
+
+    traffic = sub.add_parser("simulate-traffic", help="simulated users browse the API (in-process by default, or "
+                             "over HTTP with --url); their clicks depend on how good the served genres are")
+    traffic.add_argument("--days", type=_positive, required=True)
+    traffic.add_argument("--users", type=_positive, default=3000, help="daily audience (70%% visit each day)")
+    traffic.add_argument("--start", type=_date, help="first day (default: the newest simulated world day)")
+    traffic.add_argument("--url", help="drive a running `trending serve` over HTTP, e.g. http://127.0.0.1:8000")
+    traffic.add_argument("--seed", type=int, default=0)
+    traffic.set_defaults(func=cmd_simulate_traffic)
+
+    approve = sub.add_parser("approve", help="promote a production-validated challenger waiting for approval")
+    approve.add_argument("version", help="e.g. xgboost-v5")
+    approve.add_argument("--reason", required=True)
+    approve.add_argument("--approver", help="who approves (default: your login name)")
+    approve.set_defaults(func=cmd_approve)
+
+    rollback = sub.add_parser("rollback", help="roll back the active canary, or the champion to its previous version")
+    rollback.add_argument("--reason", required=True)
+    rollback.add_argument("--target", choices=("canary", "champion"), default="canary")
+    rollback.set_defaults(func=cmd_rollback)
+
+    ab = sub.add_parser("ab", help="A/B tests of a serving surface, e.g. vibe-tag prompt variants")
+    ab_sub = ab.add_subparsers(dest="ab_command", required=True)
+    ab_start = ab_sub.add_parser("start", help="start a test; the plan gains it at once")
+    ab_start.add_argument("--id", default="vibe-tags", help="experiment id (unique)")
+    ab_start.add_argument("--surface", choices=("vibe_tags",), default="vibe_tags")
+    ab_start.add_argument("--variants", default="genre_moods_v2,moods_v1",
+                          help="generators, control first: moods_v1, genre_moods_v2, embedding_v1, llm:<prompt>")
+    ab_start.add_argument("--mde", type=float, default=0.01, help="absolute click-through effect to size it for")
+    ab_start.set_defaults(func=cmd_ab_start)
+    ab_stop = ab_sub.add_parser("stop", help="stop a running test without a verdict")
+    ab_stop.add_argument("id")
+    ab_stop.add_argument("--reason", required=True)
+    ab_stop.set_defaults(func=cmd_ab_stop)
+
+    experiments = sub.add_parser("experiments", help="rollouts, their phase history and latest verdicts")
+    experiments.set_defaults(func=cmd_experiments)
 
     query = sub.add_parser("query", help="run SQL on the read-only warehouse snapshot")
     query.add_argument("sql")

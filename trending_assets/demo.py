@@ -1,11 +1,16 @@
 """`trending demo`: weeks of a simulated world landing one week at a time, with the real daemon deciding by itself
-when to retrain.
+when to retrain; then day-by-day production testing of the challenger it staged, and of a deliberately bad one.
 
 The first weeks land together and the volume trigger trains the first champion. Each later week lands, the
 landing sensor ingests it, dbt builds, the drift report and performance monitor run, and the retrain sensors
 answer what they see (new labeled movies, a failed drift or performance check). The world's weeks pass in
 minutes, so at each week's end the demo ticks the real ``weekly_retrain_schedule`` as if its cron had fired then,
 instead of waiting for Monday. Every request and its answer is in ``ml.retraining_log``.
+
+Then the world goes on one day at a time with API traffic (``demo_rollout``): the staged challenger is shadowed,
+ramped as a canary, A/B tested at 50% and promoted or rejected by ``rollout_sensor``; finally a challenger trained
+on shuffled genres is staged and must be rolled back by the canary's guardrails. The retrain cooldown goes to
+24 hours for those days (the daemon restarts), so the world's daily drift alarms do not retrain every day.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 
-from trending_assets import headless
+from trending_assets import demo_rollout, headless
 from trending_assets.defs.retraining.requests import LOG_ID_TAG
 from trending_assets.lib.home import TrendingHome
 from trending_assets.lib.simulator import simulate
@@ -25,9 +30,9 @@ from trending_assets.lib.simulator import simulate
 
 @dataclass(frozen=True)
 class DemoPlan:
-    weeks: int = 6
+    weeks: int = 4
     bootstrap_weeks: int = 2
-    drift_week: int = 5  # the drift starts on this week's first day (1-based)
+    drift_week: int = 3  # the drift starts on this week's first day (1-based)
     scenario: str = "vocabulary_drift"
     seed: int = 0
     noise: float = 0.002
@@ -36,6 +41,10 @@ class DemoPlan:
     min_new_labeled: int = 1200
     cooldown_hours: float = 0.0
     step_timeout_s: float = 900.0
+    production_days: int = 8  # days of API traffic for the staged challenger's rollout
+    bad_days: int = 6  # days for the deliberately bad challenger to be rolled back
+    traffic_users: int = 6000
+    approval: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.bootstrap_weeks < self.weeks:
@@ -45,14 +54,15 @@ class DemoPlan:
             raise ValueError(f"--drift-week must be between 1 and --weeks ({self.weeks}); got {self.drift_week}")
 
     def start(self, today: date) -> date:
-        """The first world day: the world ends yesterday, so every day has a partition."""
-        return today - timedelta(days=7 * self.weeks)
+        """The first world day: the world (weeks, then production days) ends by yesterday, so every day has a
+        partition."""
+        return today - timedelta(days=7 * self.weeks + self.production_days + self.bad_days)
 
 
 def policy_environment(plan: DemoPlan) -> dict[str, str]:
-    """The retrain policy the daemon (and this process) reads from the environment."""
+    """The retrain and rollout policies the daemon (and this process) read from the environment."""
     return {"TRENDING_RETRAIN_FAMILIES": plan.families, "TRENDING_RETRAIN_MIN_NEW": str(plan.min_new_labeled),
-            "TRENDING_RETRAIN_COOLDOWN_HOURS": str(plan.cooldown_hours)}
+            "TRENDING_RETRAIN_COOLDOWN_HOURS": str(plan.cooldown_hours), "TRENDING_APPROVAL": plan.approval}
 
 
 def run(plan: DemoPlan, home: TrendingHome, echo: Callable[[str], None] = print) -> None:
@@ -88,9 +98,28 @@ def run(plan: DemoPlan, home: TrendingHome, echo: Callable[[str], None] = print)
                 _settle(landed, plan, daemon, echo)
             else:
                 echo(f"  weekly_retrain_schedule ticked as of {due:%a %Y-%m-%d %H:%M}: {answer.skip_message}")
+        if plan.production_days:
+            daemon = _production_testing(plan, home, daemon, last + timedelta(days=1), landed, echo)
     finally:
         headless.stop_daemon(daemon)
     echo(f"done; stopped the daemon and its runs (process group {daemon.pid})\n")
+
+
+def _production_testing(plan: DemoPlan, home: TrendingHome, daemon, first: date, landed: list[str],
+                        echo: Callable[[str], None]):
+    headless.stop_daemon(daemon)
+    os.environ["TRENDING_RETRAIN_COOLDOWN_HOURS"] = "24"
+    daemon = headless.start_daemon(home)
+    echo(f"\nproduction testing from {first}: {plan.traffic_users} simulated users browse the API each day (70% "
+         f"visit); rollout_sensor moves the challenger through shadow, canary and A/B (approval: {plan.approval}); "
+         "retrain cooldown now 24 h")
+    day = demo_rollout.production_days(plan, home, first, plan.production_days, daemon, landed,
+                                       demo_rollout.first_decision, echo)
+    if plan.bad_days:
+        echo("\nsecond scenario: a bad challenger")
+        bad = demo_rollout.stage_bad_challenger(home, echo)
+        demo_rollout.production_days(plan, home, day, plan.bad_days, daemon, landed, demo_rollout.decided(bad), echo)
+    return daemon
 
 
 def _settle(landed: list[str], plan: DemoPlan, daemon, echo: Callable[[str], None]) -> None:

@@ -166,6 +166,33 @@ def performance_plot(rows: pl.DataFrame, metrics: tuple[str, ...], title: str) -
     return _png(figure)
 
 
+def effect_plot(rows: pl.DataFrame, title: str) -> bytes:
+    """PNG of an experiment metric's effect (treatment - control) over its analyses, with the fixed-horizon and
+    the always-valid intervals, from ``experiments.results`` rows (analysed_at, percent, diff, ci_low, ci_high,
+    sequential_ci_low, sequential_ci_high)."""
+    figure = Figure(figsize=(WIDTH_INCHES, 3.2), layout="constrained")
+    axes = figure.add_subplot()
+    rows = rows.sort("analysed_at")
+    x = list(range(1, rows.height + 1))
+    if rows.height:
+        diff = rows["diff"].fill_null(0.0).to_list()
+        axes.fill_between(x, rows["sequential_ci_low"].fill_null(float("nan")).to_list(),
+                          rows["sequential_ci_high"].fill_null(float("nan")).to_list(), alpha=0.15,
+                          label="always-valid interval")
+        axes.errorbar(x, diff, yerr=[[d - lo if lo is not None else 0 for d, lo in zip(diff, rows["ci_low"])],
+                                     [hi - d if hi is not None else 0 for d, hi in zip(diff, rows["ci_high"])]],
+                      fmt="o", markersize=3, capsize=2, label="effect, 95% CI (fixed horizon)")
+        axes.set_xticks(x, [f"{p:g}%" for p in rows["percent"]], fontsize=7)
+        axes.legend(fontsize=7, loc="best")
+    else:
+        axes.text(0.5, 0.5, "no analysis yet", ha="center", va="center", transform=axes.transAxes)
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_xlabel("analysis (challenger share of users)", fontsize=8)
+    axes.set_ylabel("treatment - control", fontsize=8)
+    axes.set_title(title, fontsize=10)
+    return _png(figure)
+
+
 def write_png(png: bytes, path: Path) -> Path:
     """Write ``png`` to ``path``, creating its folders; through a temporary file, so no reader sees half an image."""
     path = Path(path)

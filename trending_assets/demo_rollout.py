@@ -1,0 +1,101 @@
+"""The demo's production-testing days: the world goes on one day at a time, the simulated audience browses the
+serving API (in-process router, the published plan), and the daemon ingests, analyses and lets
+``rollout_sensor`` move the rollout: shadow -> canary 1/5/25% -> A/B at 50% -> promote, or roll back.
+
+``stage_bad_challenger`` makes the second scenario: a model trained on shuffled genres, staged as challenger
+directly (as if a broken build slipped past the offline gates), which the canary's guardrails must catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import polars as pl
+
+from trending_assets import headless, traffic
+from trending_assets.lib import experiment_store, registry, rollout, training, warehouse, window_store
+from trending_assets.lib.home import TrendingHome
+from trending_assets.lib.simulator import simulate
+
+ACTOR = "demo:bad-challenger"
+DECIDED = ("promoted", "rejected", "rolled_back", "invalid", "awaiting_approval")
+
+
+def production_days(plan, home: TrendingHome, first: date, days: int, daemon, landed: list[str],
+                    until: Callable[[list[experiment_store.Rollout]], bool], echo: Callable[[str], None]) -> date:
+    """Day by day from ``first`` until ``until(rollouts)`` holds or ``days`` ran out; returns the next day."""
+    seen = _history_id(home)
+    day = first
+    for _ in range(days):
+        simulate(home, day, 1, scenario=plan.scenario, seed=plan.seed, noise=plan.noise,
+                 movies_per_day=plan.movies_per_day)
+        for line in _traffic(home, day, plan.traffic_users, plan.seed):
+            echo(f"[{day}] {line}")
+        landed.append(day.isoformat())
+        headless.wait_for_automation(landed, plan.step_timeout_s, daemon, echo=lambda line: None)
+        seen = _print_moves(home, seen, echo)
+        day += timedelta(days=1)
+        if until(_rollouts(home)):
+            break
+    return day
+
+
+def _traffic(home: TrendingHome, day: date, users: int, seed: int) -> list[str]:
+    lines: list[str] = []
+    if not home.deployment_plan.exists():
+        return [f"no deployment plan yet: no API traffic on {day}"]
+    traffic.run_days(home, day, 1, users=users, seed=seed, echo=lines.append)
+    return lines
+
+
+def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str:
+    """Train XGBoost on the labeled movies with their genres shuffled, register and stage it as challenger."""
+    from trending_assets.lib.xgb_trainer import XGBConfig, train_stateless
+
+    with warehouse.connect(home.warehouse) as con:
+        movies = window_store.labeled_movies(con).filter(pl.col("genres").is_not_null())
+        champion = training.champion(con)
+    shuffled = movies.with_columns(pl.col("genres").shuffle(seed=7))
+    model = train_stateless(shuffled, XGBConfig(n_rounds=30))
+    folder = training.artifact_dir(home.models, "xgboost")
+    model.save(folder)
+    reason = "demo: a deliberately bad challenger (trained on shuffled genres), staged past the offline gates"
+    with warehouse.connect(home.warehouse) as con:
+        version = registry.register(con, "xgboost", folder, "stateless", reason, None, champion.window_id, "demo-bad",
+                                    {"n_rounds": 30, "labels": "shuffled"}, {"train_rows": shuffled.height})
+        registry.set_stage(con, version.version_id, "staging", ACTOR, reason)
+        registry.set_alias(con, rollout.CHALLENGER, version.version_id, ACTOR, reason)
+    echo(f"staged {version.version_id} as challenger: {reason}")
+    return version.version_id
+
+
+def decided(version: str) -> Callable[[list[experiment_store.Rollout]], bool]:
+    return lambda rollouts: any(r.challenger_version == version and r.phase in DECIDED for r in rollouts)
+
+
+def first_decision(rollouts: list[experiment_store.Rollout]) -> bool:
+    return any(r.phase in DECIDED for r in rollouts)
+
+
+def _rollouts(home: TrendingHome) -> list[experiment_store.Rollout]:
+    with warehouse.connect(home.warehouse) as con:
+        experiment_store.ensure_schema(con)
+        return experiment_store.list_rollouts(con)
+
+
+def _history_id(home: TrendingHome) -> int:
+    with warehouse.connect(home.warehouse) as con:
+        experiment_store.ensure_schema(con)
+        return con.execute("SELECT coalesce(max(id), 0) FROM experiments.phase_history").fetchall()[0][0]
+
+
+def _print_moves(home: TrendingHome, seen: int, echo: Callable[[str], None]) -> int:
+    with warehouse.connect(home.warehouse) as con:
+        rows = con.execute("SELECT id, experiment_id, from_phase, to_phase, to_percent, actor, reason FROM "
+                           "experiments.phase_history WHERE id > ? ORDER BY id", [seen]).fetchall()
+    for id_, experiment_id, from_phase, to_phase, percent, actor, reason in rows:
+        step = f"{to_phase} {percent:g}%" if to_phase in ("canary", "ab") else to_phase
+        echo(f"  {experiment_id}: {from_phase or 'new'} -> {step} ({actor}): {reason[:220]}")
+        seen = id_
+    return seen
