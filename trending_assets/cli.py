@@ -167,7 +167,9 @@ def cmd_ab_start(args: argparse.Namespace) -> None:
     with warehouse.connect(home.warehouse) as con:
         experiment_store.ensure_schema(con)
         started = experiment_store.watermark(con) or date(1970, 1, 1)
-        test = ab_tests.start(con, args.id, args.surface, variants, started, mde=args.mde)
+        spread = ab_tests.pre_period_spread(con, started)
+        test = ab_tests.start(con, args.id, args.surface, variants, started, mde=args.mde,
+                              baseline=spread[0] if spread else 0.1, sd=spread[1] if spread else None)
         plan = rollout.publish_plan(con, home.deployment_plan)
     print(f"A/B test {test.experiment_id} running on {test.surface}: {', '.join(variants)} (control first); power "
           f"analysis: {test.planned_users_per_arm} users per arm for an MDE of {test.mde} in click-through; plan "
@@ -219,7 +221,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--weeks", type=_positive, default=4)
     demo.add_argument("--bootstrap-weeks", type=_positive, default=2, help="weeks landed before the first champion")
     demo.add_argument("--drift-week", type=_positive, default=3, help="the drift starts on this week's first day")
-    demo.add_argument("--scenario", choices=SCENARIOS, default="vocabulary_drift")
+    demo.add_argument("--scenario", choices=SCENARIOS, default="new_genre",
+                      help="new_genre: documentaries appear from --drift-week on, which the first champion has "
+                      "never seen; a retrained challenger can tag them, and the A/B test sees users click them")
     demo.add_argument("--families", default="xgboost", help="model families a retrain trains, comma-separated "
                       "(xgboost,transformer: the transformer adds 1-2 minutes per retrain on 2 CPU cores)")
     demo.add_argument("--min-new", type=_positive, default=1200, help="volume trigger: new labeled movies")

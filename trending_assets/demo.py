@@ -10,7 +10,7 @@ instead of waiting for Monday. Every request and its answer is in ``ml.retrainin
 Then the world goes on one day at a time with API traffic (``demo_rollout``): the staged challenger is shadowed,
 ramped as a canary, A/B tested at 50% and promoted or rejected by ``rollout_sensor``; finally a challenger trained
 on shuffled genres is staged and must be rolled back by the canary's guardrails. The retrain cooldown goes to
-24 hours for those days (the daemon restarts), so the world's daily drift alarms do not retrain every day.
+24 hours for those days (the daemon restarts), so a late drift alarm does not retrain in the middle of them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class DemoPlan:
     weeks: int = 4
     bootstrap_weeks: int = 2
     drift_week: int = 3  # the drift starts on this week's first day (1-based)
-    scenario: str = "vocabulary_drift"
+    scenario: str = "new_genre"
     seed: int = 0
     noise: float = 0.002
     movies_per_day: int = 120
@@ -45,6 +45,7 @@ class DemoPlan:
     bad_days: int = 6  # days for the deliberately bad challenger to be rolled back
     traffic_users: int = 6000
     approval: str = "auto"
+    max_ab_days: int = 4
 
     def __post_init__(self) -> None:
         if not 1 <= self.bootstrap_weeks < self.weeks:
@@ -62,7 +63,8 @@ class DemoPlan:
 def policy_environment(plan: DemoPlan) -> dict[str, str]:
     """The retrain and rollout policies the daemon (and this process) read from the environment."""
     return {"TRENDING_RETRAIN_FAMILIES": plan.families, "TRENDING_RETRAIN_MIN_NEW": str(plan.min_new_labeled),
-            "TRENDING_RETRAIN_COOLDOWN_HOURS": str(plan.cooldown_hours), "TRENDING_APPROVAL": plan.approval}
+            "TRENDING_RETRAIN_COOLDOWN_HOURS": str(plan.cooldown_hours), "TRENDING_APPROVAL": plan.approval,
+            "TRENDING_ROLLOUT_MAX_AB_DAYS": str(plan.max_ab_days)}
 
 
 def run(plan: DemoPlan, home: TrendingHome, echo: Callable[[str], None] = print) -> None:
@@ -98,28 +100,31 @@ def run(plan: DemoPlan, home: TrendingHome, echo: Callable[[str], None] = print)
                 _settle(landed, plan, daemon, echo)
             else:
                 echo(f"  weekly_retrain_schedule ticked as of {due:%a %Y-%m-%d %H:%M}: {answer.skip_message}")
-        if plan.production_days:
-            daemon = _production_testing(plan, home, daemon, last + timedelta(days=1), landed, echo)
+        if plan.production_days or plan.bad_days:
+            # restarted here, not inside: the `finally` below must stop whichever daemon is running
+            headless.stop_daemon(daemon)
+            os.environ["TRENDING_RETRAIN_COOLDOWN_HOURS"] = "24"
+            daemon = headless.start_daemon(home)
+            _production_testing(plan, home, daemon, last + timedelta(days=1), landed, echo)
     finally:
         headless.stop_daemon(daemon)
     echo(f"done; stopped the daemon and its runs (process group {daemon.pid})\n")
 
 
 def _production_testing(plan: DemoPlan, home: TrendingHome, daemon, first: date, landed: list[str],
-                        echo: Callable[[str], None]):
-    headless.stop_daemon(daemon)
-    os.environ["TRENDING_RETRAIN_COOLDOWN_HOURS"] = "24"
-    daemon = headless.start_daemon(home)
+                        echo: Callable[[str], None]) -> None:
     echo(f"\nproduction testing from {first}: {plan.traffic_users} simulated users browse the API each day (70% "
          f"visit); rollout_sensor moves the challenger through shadow, canary and A/B (approval: {plan.approval}); "
          "retrain cooldown now 24 h")
-    day = demo_rollout.production_days(plan, home, first, plan.production_days, daemon, landed,
+    demo_rollout.start_vibe_test(home, echo)
+    traffic_days: list[str] = []
+    day = demo_rollout.production_days(plan, home, first, plan.production_days, daemon, landed, traffic_days,
                                        demo_rollout.first_decision, echo)
     if plan.bad_days:
         echo("\nsecond scenario: a bad challenger")
         bad = demo_rollout.stage_bad_challenger(home, echo)
-        demo_rollout.production_days(plan, home, day, plan.bad_days, daemon, landed, demo_rollout.decided(bad), echo)
-    return daemon
+        demo_rollout.production_days(plan, home, day, plan.bad_days, daemon, landed, traffic_days,
+                                     demo_rollout.decided(bad), echo)
 
 
 def _settle(landed: list[str], plan: DemoPlan, daemon, echo: Callable[[str], None]) -> None:

@@ -1,6 +1,10 @@
-"""The demo's production-testing days: the world goes on one day at a time, the simulated audience browses the
-serving API (in-process router, the published plan), and the daemon ingests, analyses and lets
+"""The demo's production-testing days: one day at a time, the simulated audience browses the serving API
+(in-process router, the published plan), and the daemon ingests the traffic, analyses it and lets
 ``rollout_sensor`` move the rollout: shadow -> canary 1/5/25% -> A/B at 50% -> promote, or roll back.
+
+Only API traffic lands on these days, no new world day: the catalog stays the last world week's trending list.
+A new world day would rebuild every movie mart and monitor behind it (two minutes more per day on two cores) and
+tell the experiment nothing.
 
 ``stage_bad_challenger`` makes the second scenario: a model trained on shuffled genres, staged as challenger
 directly (as if a broken build slipped past the offline gates), which the canary's guardrails must catch.
@@ -16,25 +20,25 @@ import polars as pl
 from trending_assets import headless, traffic
 from trending_assets.lib import experiment_store, registry, rollout, training, warehouse, window_store
 from trending_assets.lib.home import TrendingHome
-from trending_assets.lib.simulator import simulate
 
 ACTOR = "demo:bad-challenger"
 DECIDED = ("promoted", "rejected", "rolled_back", "invalid", "awaiting_approval")
 
 
 def production_days(plan, home: TrendingHome, first: date, days: int, daemon, landed: list[str],
-                    until: Callable[[list[experiment_store.Rollout]], bool], echo: Callable[[str], None]) -> date:
+                    traffic_days: list[str], until: Callable[[list[experiment_store.Rollout]], bool],
+                    echo: Callable[[str], None]) -> date:
     """Day by day from ``first`` until ``until(rollouts)`` holds or ``days`` ran out; returns the next day."""
-    seen = _history_id(home)
+    seen, verdicts = _history_id(home), set()
     day = first
     for _ in range(days):
-        simulate(home, day, 1, scenario=plan.scenario, seed=plan.seed, noise=plan.noise,
-                 movies_per_day=plan.movies_per_day)
         for line in _traffic(home, day, plan.traffic_users, plan.seed):
             echo(f"[{day}] {line}")
-        landed.append(day.isoformat())
-        headless.wait_for_automation(landed, plan.step_timeout_s, daemon, echo=lambda line: None)
+        traffic_days.append(day.isoformat())
+        headless.wait_for_automation(landed, plan.step_timeout_s, daemon, echo=lambda line: None,
+                                     feedback_days=traffic_days)
         seen = _print_moves(home, seen, echo)
+        _print_verdicts(home, verdicts, echo)
         day += timedelta(days=1)
         if until(_rollouts(home)):
             break
@@ -47,6 +51,22 @@ def _traffic(home: TrendingHome, day: date, users: int, seed: int) -> list[str]:
         return [f"no deployment plan yet: no API traffic on {day}"]
     traffic.run_days(home, day, 1, users=users, seed=seed, echo=lines.append)
     return lines
+
+
+def start_vibe_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
+    """The second seed scenario beside the rollout: two vibe-tag prompt variants A/B tested on click-through."""
+    from trending_assets.lib import ab_tests
+
+    with warehouse.connect(home.warehouse) as con:
+        experiment_store.ensure_schema(con)
+        started = experiment_store.watermark(con)
+        spread = ab_tests.pre_period_spread(con, started)
+        test = ab_tests.start(con, "vibe-tags", "vibe_tags", ["genre_moods_v2", "moods_v1"], started, mde=0.01,
+                              baseline=spread[0] if spread else 0.1, sd=spread[1] if spread else None)
+        rollout.publish_plan(con, home.deployment_plan)
+    echo(f"A/B test {test.experiment_id}: vibe tags by genre_moods_v2 (control) vs moods_v1, 50/50 by user, "
+         f"independent of the model rollout (its own salt); sized for +0.01 click-through: "
+         f"{test.planned_users_per_arm} users per arm")
 
 
 def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str:
@@ -88,6 +108,20 @@ def _history_id(home: TrendingHome) -> int:
     with warehouse.connect(home.warehouse) as con:
         experiment_store.ensure_schema(con)
         return con.execute("SELECT coalesce(max(id), 0) FROM experiments.phase_history").fetchall()[0][0]
+
+
+def _print_verdicts(home: TrendingHome, printed: set[str], echo: Callable[[str], None]) -> None:
+    """A/B tests of a serving surface decided since the last look."""
+    from trending_assets.lib import ab_tests
+
+    with warehouse.connect(home.warehouse) as con:
+        ab_tests.ensure_schema(con)
+        rows = con.execute("SELECT experiment_id, status, verdict FROM experiments.ab_tests "
+                           "WHERE status != 'running'").fetchall()
+    for experiment_id, status, verdict in rows:
+        if experiment_id not in printed:
+            echo(f"  {experiment_id}: {status}: {verdict}")
+            printed.add(experiment_id)
 
 
 def _print_moves(home: TrendingHome, seen: int, echo: Callable[[str], None]) -> int:

@@ -132,12 +132,12 @@ def stop_daemon(process: subprocess.Popen, grace_s: float = 20.0) -> None:
     process.wait()
 
 
-def progress(instance: dg.DagsterInstance, partitions: list[str]) -> dict[str, object]:
+def progress(instance: dg.DagsterInstance, partitions: list[str], feedback_days: list[str] = ()) -> dict[str, object]:
     """How far the automation got: raw partitions loaded, whether the snapshot is newer than everything it copies,
     runs in flight, how long since the newest run was created, and failed runs (gate hold-backs apart)."""
     loaded = sum(
         len(instance.get_materialized_partitions(key) & set(partitions)) for key in RAW_KEYS
-    )
+    ) + len(instance.get_materialized_partitions(INGESTED["feedback"]) & set(feedback_days))
     last_raw = max((_timestamp(instance, key) for key in RAW_KEYS), default=0.0)
     snapshot = _timestamp(instance, dg.AssetKey("warehouse_snapshot"))
     built = [_timestamp(instance, key) for key in SNAPSHOT_SOURCES]
@@ -151,7 +151,7 @@ def progress(instance: dg.DagsterInstance, partitions: list[str]) -> dict[str, o
     held_back = [r for r in failed if only_gates_failed(instance, r.dagster_run.run_id)]
     return {
         "raw_partitions": loaded,
-        "expected": len(partitions) * len(RAW_KEYS),
+        "expected": len(partitions) * len(RAW_KEYS) + len(set(feedback_days)),
         "snapshot_current": snapshot > max(last_raw, *built) > 0,
         "in_flight": in_flight,
         "quiet_s": quiet_s,
@@ -167,15 +167,17 @@ def _timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:
 
 
 def wait_for_automation(
-    partitions: list[str], timeout_s: float, daemon: subprocess.Popen, echo: Callable[[str], None] = print
+    partitions: list[str], timeout_s: float, daemon: subprocess.Popen, echo: Callable[[str], None] = print,
+    feedback_days: list[str] = (),
 ) -> dict:
     """Poll the instance until ingestion, dbt, monitoring, any retrain the triggers asked for and the snapshot have
-    caught up with the landing, and nothing has been started for ``QUIET_S`` seconds."""
+    caught up with the landing, and nothing has been started for ``QUIET_S`` seconds. ``feedback_days``: days
+    where only feedback landed (API traffic without a world day)."""
     instance = dg.DagsterInstance.get()
     deadline = time.monotonic() + timeout_s
     last_line = ""
     while True:
-        state = progress(instance, partitions)
+        state = progress(instance, partitions, feedback_days)
         line = (f"raw partitions {state['raw_partitions']}/{state['expected']}, snapshot current: "
                 f"{state['snapshot_current']}, runs {state['runs']} (in flight {state['in_flight']}, failed "
                 f"{state['failed_runs']}, held back by gates {state['held_back_runs']})")

@@ -13,8 +13,10 @@ def test_demo_monitors_drift_retrains_by_itself_and_leaves_no_process_behind(tmp
     env = {**os.environ, "TRENDING_HOME": str(tmp_path / "home")}
     env.pop("DAGSTER_HOME", None)
     # a stable week trains the first champion (volume trigger); the second week drifts
+    # production testing has its own in-process loop test (test_rollout_loop.py); `make demo` runs it with the daemon
     result = subprocess.run([TRENDING, "demo", "--weeks", "2", "--bootstrap-weeks", "1", "--drift-week", "2",
-                             "--movies-per-day", "80", "--min-new", "200", "--timeout", "600"], env=env,
+                             "--scenario", "vocabulary_drift", "--movies-per-day", "80", "--min-new", "200",
+                             "--timeout", "600", "--production-days", "0", "--bad-days", "0"], env=env,
                             capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout

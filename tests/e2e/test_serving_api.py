@@ -225,6 +225,29 @@ def test_trending_ranks_the_most_popular_movies_with_the_users_genres(stack):
     assert all(item["genres"] and set(item["genres"]) <= set(GENRES[CHAMPION]) for item in answer["items"])
 
 
+def test_a_vibe_tag_test_tags_the_list_by_the_users_variant_and_logs_its_own_exposure(stack):
+    from trending_assets.lib.deployment_plan import Experiment, Variant
+
+    test = Experiment("vibe-tags", "vibe_tags", "vibe-salt", 100.0, (
+        Variant("genre_moods_v2", 0.5, generator="genre_moods_v2"), Variant("moods_v1", 0.5, generator="moods_v1")))
+    plan = stack.plan(experiments=(test,))
+    stack.serve(plan)
+    generators, request_ids = {}, set()
+    for i in range(60):
+        answer = stack.client.get("/trending", params={"user_id": f"vibe-{i}", "limit": 3}).json()
+        request_ids.add(answer["request_id"])
+        expected = assignment.assign_variant(plan, "vibe_tags", f"vibe-{i}")[1].generator
+        assert all(item["vibe"]["tags"] and isinstance(item["vibe"]["summary"], str) for item in answer["items"])
+        generators.setdefault(expected, []).append(answer["items"][0]["vibe"]["tags"])
+        assert answer["experiment_id"] is None  # the model assignment is untouched by the tag test
+    assert set(generators) == {"genre_moods_v2", "moods_v1"}
+    exposures = [e for e in stack.logged(request_ids) if e["experiment_id"] == "vibe-tags"]
+    assert len(exposures) == 60
+    for event in exposures:
+        assert event["variant"] == assignment.assign_variant(plan, "vibe_tags", event["user_id"])[1].name
+        assert json.loads(event["payload"])["generator"] == event["variant"]
+
+
 MOVIE = {"movie_id": "m1", "title": "Title"}
 
 

@@ -134,10 +134,18 @@ def test_a_harmed_primary_rejects_the_challenger():
 def test_no_significant_change_by_the_planned_sample_rejects():
     decision = decide(at("ab", 50.0, planned=400), POLICY, analysis(500, 500))
     assert (decision.action, decision.phase) == ("reject", "rejected")
-    assert "after 500 users per arm (planned 400" in decision.reason
+    assert "after 500 users per arm and 3 day(s) (planned 400 users" in decision.reason
     # the policy's cap wins over the power analysis
     capped = RolloutPolicy(max_ab_users_per_arm=1000)
     assert decide(at("ab", 50.0, planned=400), capped, analysis(500, 500)).action == "hold"
+
+
+def test_an_a_b_test_that_reaches_its_longest_duration_rejects_however_few_users_it_has():
+    # a returning audience: the planned users never arrive, so the duration cap decides
+    short = RolloutPolicy(max_ab_days=3)
+    decision = decide(at("ab", 50.0, planned=4000), short, analysis(500, 500))
+    assert (decision.action, decision.phase) == ("reject", "rejected") and "at most 3 days" in decision.reason
+    assert decide(at("ab", 50.0, planned=4000), RolloutPolicy(max_ab_days=4), analysis(500, 500)).action == "hold"
 
 
 def test_an_a_b_test_short_of_its_sample_holds():

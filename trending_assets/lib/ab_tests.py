@@ -66,15 +66,19 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def start(con: duckdb.DuckDBPyConnection, experiment_id: str, surface: str, generators: list[str],
-          started_at: datetime, mde: float = 0.004, baseline: float = 0.1, allocation_percent: float = 100.0) -> ABTest:
-    """Record a running test, even split across ``generators`` (the first is control); the power analysis sizes
-    it for ``mde`` at a ``baseline`` click-through rate."""
+          started_at: datetime, mde: float = 0.004, baseline: float = 0.1, allocation_percent: float = 100.0,
+          sd: float | None = None) -> ABTest:
+    """Record a running test, even split across ``generators`` (the first is control). The power analysis sizes
+    it for ``mde`` on the per-user click-through rate: with ``sd`` (its spread across users before the test) as a
+    difference of means, else as a difference of proportions at ``baseline`` (more users than needed, since a
+    user's rate averages many impressions)."""
     ensure_schema(con)
     if len(generators) < 2 or len(set(generators)) != len(generators):
         raise ValueError(f"an A/B test needs at least two different variants; got {generators}")
     weight = 1 / len(generators)
     variants = [{"name": name, "generator": name, "weight": weight} for name in generators]
-    planned = ab_stats.required_sample_size(baseline, mde, kind="proportion")
+    planned = (ab_stats.required_sample_size(baseline, mde, kind="mean", sd=sd) if sd
+               else ab_stats.required_sample_size(baseline, mde, kind="proportion"))
     con.execute("INSERT INTO experiments.ab_tests VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, NULL, NULL)",
                 [experiment_id, surface, f"{experiment_id}-salt", json.dumps(variants), allocation_percent, mde,
                  planned, started_at, utc_now()])
@@ -88,6 +92,14 @@ def running(con: duckdb.DuckDBPyConnection) -> list[ABTest]:
                        "planned_users_per_arm, status, started_at FROM experiments.ab_tests WHERE status = 'running' "
                        "ORDER BY created_at").fetchall()
     return [ABTest(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows]
+
+
+def pre_period_spread(con: duckdb.DuckDBPyConnection, before: datetime) -> tuple[float, float] | None:
+    """(mean, sd) of the users' click-through rate in the 14 days before ``before``; None with under 30 users."""
+    from trending_assets.lib.experiment_store import load_pre_period
+
+    rates = load_pre_period(con, before)["pre_click_rate"]
+    return (float(rates.mean()), float(rates.std())) if rates.len() >= 30 else None
 
 
 def finish(con: duckdb.DuckDBPyConnection, experiment_id: str, status: str, verdict: str) -> None:

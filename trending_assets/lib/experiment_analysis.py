@@ -41,7 +41,8 @@ class AnalysisConfig:
     mde: dict = field(default_factory=lambda: {PRIMARY: 0.004, "click_through": 0.03, "watch_per_impression": 0.003,
                                                "thumbs_down_rate": 0.004, "correction_rate": 0.004,
                                                "error_rate": 0.01})
-    latency_budget_ms: float = 50.0  # the treatment's p99 may not exceed it
+    latency_budget_ms: float = 50.0  # the treatment's p99 may not exceed it...
+    min_latency_requests: int = 200  # ...once it has this many requests (a p99 of 30 requests is their maximum)
     max_f1_drop: float = 0.15  # online F1 on corrected movies, treatment vs control
     min_corrections: int = 20
 
@@ -170,7 +171,7 @@ def analyse(experiment_id: str, treatment: str, expected_share: float, events: p
     f1 = {name: _online_f1(corrections.filter(pl.col("variant") == name)) for name in arms}
     breaches = [f"{r.metric} worse in {treatment} (sequential p={r.sequential.p_value:.4f}, "
                 f"diff {r.sequential.diff:+.4f})" for r in results if r.role == "guardrail" and r.harmed]
-    if latency[treatment]["n"] and latency[treatment]["p99"] > config.latency_budget_ms:
+    if latency[treatment]["n"] >= config.min_latency_requests and latency[treatment]["p99"] > config.latency_budget_ms:
         breaches.append(f"latency p99 {latency[treatment]['p99']:.1f} ms over the {config.latency_budget_ms:g} ms "
                         "budget")
     if min(f1[CONTROL]["n"], f1[treatment]["n"]) >= config.min_corrections and \

@@ -3,6 +3,8 @@ phase history, its latest verdict with the statistics behind it, and the champio
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
 from trending_assets.lib.warehouse import table_exists
@@ -27,6 +29,16 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
         lines += _latest_results(con, experiment_id)
         if reason:
             lines.append(f"  verdict: {reason[:300]}")
+    if table_exists(con, "experiments", "ab_tests"):
+        for experiment_id, surface, variants, status, planned, verdict in con.execute(
+                "SELECT experiment_id, surface, variants, status, planned_users_per_arm, verdict "
+                "FROM experiments.ab_tests ORDER BY created_at").fetchall():
+            names = ", ".join(v["name"] for v in json.loads(variants))
+            lines.append(f"{experiment_id}: A/B test of {surface} ({names}; control first) -> {status}; power "
+                         f"analysis {planned} users per arm")
+            lines += _latest_results(con, experiment_id)
+            if verdict:
+                lines.append(f"  verdict: {verdict[:300]}")
     lines.append("\nchampion alias history (ml.alias_history):")
     for seq, from_version, to_version, moved_at, actor, why in con.execute(
             "SELECT seq, from_version, to_version, moved_at, actor, reason FROM ml.alias_history "
@@ -48,12 +60,12 @@ def _latest_results(con: duckdb.DuckDBPyConnection, experiment_id: str) -> list[
         return []
     phase, percent, days = rows[0][:3]
     out = [f"  latest analysis ({phase} {percent:g}%, {days} day(s)):",
-           f"    {'metric':<22} {'role':<9} {'method':<14} {'n c/t':>11} {'control':>8} {'treat':>8} "
+           f"    {'metric':<22} {'role':<9} {'method':<16} {'n c/t':>11} {'control':>8} {'treat':>8} "
            f"{'diff [95% CI]':>28} {'p':>7} {'p_holm':>7} {'p_seq':>7}"]
     for (_, _, _, metric, role, method, n_c, n_t, mean_c, mean_t, diff, low, high, p, p_adj, p_seq, improved,
          harmed) in rows:
         flag = " improved" if improved else " HARMED" if harmed else ""
-        out.append(f"    {metric:<22} {role:<9} {method:<14} {f'{n_c}/{n_t}':>11} {_f(mean_c):>8} {_f(mean_t):>8} "
+        out.append(f"    {metric:<22} {role:<9} {method:<16} {f'{n_c}/{n_t}':>11} {_f(mean_c):>8} {_f(mean_t):>8} "
                    f"{_f(diff, '+.4f'):>9} [{_f(low, '+.4f')}, {_f(high, '+.4f')}] {_f(p, '.4f'):>7} "
                    f"{_f(p_adj, '.4f'):>7} {_f(p_seq, '.4f'):>7}{flag}")
     srm = con.execute("SELECT control_users, treatment_users, p_value, ok FROM experiments.srm WHERE experiment_id = ? "

@@ -40,6 +40,9 @@ class RolloutPolicy:
     power: float = 0.8
     mde: float = 0.004  # the primary metric's planned absolute effect
     max_ab_users_per_arm: int | None = None  # stop for futility at the planned sample size (None: the power analysis)
+    # ...or after this many days of A/B data: a returning audience adds impressions per user, not new users, so the
+    # planned number of users may never arrive (GrowthBook and Statsig cap an experiment's duration the same way)
+    max_ab_days: int = 14
 
     def __post_init__(self) -> None:
         if self.approval not in APPROVALS:
@@ -112,10 +115,11 @@ def decide(rollout: experiment_store.Rollout, policy: RolloutPolicy, analysis: A
         return Decision(REJECT, "rejected", 0.0, f"{PRIMARY} worse in the challenger (diff "
                         f"{primary.sequential.diff:+.4f}, always-valid p={primary.sequential.p_value:.4f})", evidence)
     planned = policy.max_ab_users_per_arm or rollout.planned_users_per_arm
-    if planned and min(analysis.users.values()) >= planned:
+    if (planned and min(analysis.users.values()) >= planned) or analysis.days >= policy.max_ab_days:
         return Decision(REJECT, "rejected", 0.0, f"no significant change in {PRIMARY} after "
-                        f"{min(analysis.users.values())} users per arm (planned {planned}; always-valid "
-                        f"p={primary.sequential.p_value:.3f})", evidence)
+                        f"{min(analysis.users.values())} users per arm and {analysis.days} day(s) (planned {planned} "
+                        f"users, at most {policy.max_ab_days} days; always-valid p={primary.sequential.p_value:.3f}); "
+                        "the champion stays", evidence)
     return Decision(HOLD, "ab", rollout.percent, f"A/B: {analysis.users} users, {PRIMARY} always-valid "
                     f"p={primary.sequential.p_value:.3f}, planned {planned} per arm", evidence)
 

@@ -3,7 +3,7 @@ winner becomes champion by itself (``approval: auto``) or waits for a person (``
 
 Each setting can come from the environment of the daemon and code server (``TRENDING_APPROVAL``,
 ``TRENDING_ROLLOUT_RAMP``, ``TRENDING_ROLLOUT_MIN_USERS``, ``TRENDING_SHADOW_MIN_REQUESTS``,
-``TRENDING_ROLLOUT_MDE``)."""
+``TRENDING_ROLLOUT_MDE``, ``TRENDING_ROLLOUT_MAX_AB_DAYS``)."""
 
 import os
 
@@ -23,6 +23,7 @@ class RolloutSettings(dg.ConfigurableResource):
     min_users_per_step: int = _env("TRENDING_ROLLOUT_MIN_USERS", "20")
     shadow_min_requests: int = _env("TRENDING_SHADOW_MIN_REQUESTS", "100")
     mde: float = _env("TRENDING_ROLLOUT_MDE", "0.004")
+    max_ab_days: int = _env("TRENDING_ROLLOUT_MAX_AB_DAYS", "14")
     lock_wait_s: float = 20.0
 
     def policy(self) -> RolloutPolicy:
@@ -33,7 +34,8 @@ class RolloutSettings(dg.ConfigurableResource):
             raise ValueError(f"TRENDING_ROLLOUT_RAMP {self.ramp!r} must be percents separated by commas, e.g. "
                              "'1,5,25,50'") from None
         return RolloutPolicy(ramp=ramp, approval=self.approval, min_users_per_step=self.min_users_per_step,
-                             shadow_min_requests=self.shadow_min_requests, mde=self.mde)
+                             shadow_min_requests=self.shadow_min_requests, mde=self.mde,
+                             max_ab_days=self.max_ab_days)
 
 
 @dg.definitions
