@@ -18,7 +18,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from trending_assets import headless, traffic
-from trending_assets.lib import experiment_store, registry, rollout, training, warehouse, window_store
+from trending_assets.lib import experiment_store, registry, rollout, rollout_control, training, warehouse, window_store
 from trending_assets.lib.home import TrendingHome
 
 ACTOR = "demo:bad-challenger"
@@ -29,7 +29,7 @@ def production_days(plan, home: TrendingHome, first: date, days: int, daemon, la
                     traffic_days: list[str], until: Callable[[list[experiment_store.Rollout]], bool],
                     echo: Callable[[str], None]) -> date:
     """Day by day from ``first`` until ``until(rollouts)`` holds or ``days`` ran out; returns the next day."""
-    seen, verdicts = _history_id(home), set()
+    seen, verdicts = _history_id(home), _decided_tests(home)
     day = first
     for _ in range(days):
         for line in _traffic(home, day, plan.traffic_users, plan.seed):
@@ -82,6 +82,10 @@ def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str
     model.save(folder)
     reason = "demo: a deliberately bad challenger (trained on shuffled genres), staged past the offline gates"
     with warehouse.connect(home.warehouse) as con:
+        # one rollout runs at a time: a challenger retrained meanwhile would keep the bad one waiting for days
+        if experiment_store.list_rollouts(con, active_only=True):
+            echo("  " + rollout_control.rollback(con, "canary", "the demo's second scenario stages a bad challenger "
+                                                 "in its place", ACTOR))
         version = registry.register(con, "xgboost", folder, "stateless", reason, None, champion.window_id, "demo-bad",
                                     {"n_rounds": 30, "labels": "shuffled"}, {"train_rows": shuffled.height})
         registry.set_stage(con, version.version_id, "staging", ACTOR, reason)
@@ -110,12 +114,18 @@ def _history_id(home: TrendingHome) -> int:
         return con.execute("SELECT coalesce(max(id), 0) FROM experiments.phase_history").fetchall()[0][0]
 
 
-def _print_verdicts(home: TrendingHome, printed: set[str], echo: Callable[[str], None]) -> None:
-    """A/B tests of a serving surface decided since the last look."""
+def _decided_tests(home: TrendingHome) -> set[str]:
     from trending_assets.lib import ab_tests
 
     with warehouse.connect(home.warehouse) as con:
         ab_tests.ensure_schema(con)
+        return {row[0] for row in con.execute("SELECT experiment_id FROM experiments.ab_tests "
+                                              "WHERE status != 'running'").fetchall()}
+
+
+def _print_verdicts(home: TrendingHome, printed: set[str], echo: Callable[[str], None]) -> None:
+    """A/B tests of a serving surface decided since the last look."""
+    with warehouse.connect(home.warehouse) as con:
         rows = con.execute("SELECT experiment_id, status, verdict FROM experiments.ab_tests "
                            "WHERE status != 'running'").fetchall()
     for experiment_id, status, verdict in rows:
