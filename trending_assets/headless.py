@@ -67,9 +67,9 @@ def materialize_range(start: date, end: date, select: str | None, echo: Callable
         ("ingest_job", ("ingest",), True),
         ("build_job", ("staging", "marts", "windows", "warehouse"), False),
         ("train_job", ("models", "evaluation"), False),
-        # again, so analysts see the registry and evaluations: a gate that fails skips everything downstream of
-        # the evaluation in train_job's own run, the snapshot included
-        ("build_job", ("warehouse",), False),
+        # again, so analysts see the registry and evaluations (a gate that fails skips everything downstream of
+        # the evaluation in train_job's own run, the snapshot included) and the API gets the champion's plan
+        ("build_job", ("serving", "warehouse"), False),
     ):
         keys = dg.AssetSelection.groups(*groups).resolve(graph)
         if wanted is not None:

@@ -92,6 +92,63 @@ def test_a_manual_retrain_runs_in_process_and_is_logged_with_its_reason(material
     assert tags["trending/trigger"] == "manual" and tags["trending/reason"] == "new labels from the annotators"
 
 
+def _champion(home: Path) -> str:
+    """A small XGBoost champion on the home's labeled movies (four simulated days are too few for the gates)."""
+    import polars as pl
+
+    from trending_assets.lib import registry, training, window_store
+    from trending_assets.lib.warehouse import connect
+    from trending_assets.lib.xgb_trainer import XGBConfig, train_stateless
+
+    with connect(home / "warehouse.duckdb") as con:
+        movies = window_store.labeled_movies(con).filter(pl.col("genres").is_not_null())
+        folder = training.artifact_dir(home / "models", "xgboost")
+        train_stateless(movies, XGBConfig(n_rounds=20, nthread=1)).save(folder)
+        version = registry.register(con, "xgboost", folder, "stateless", "cli test", None, "w-cli", "test", {}, {})
+        registry.set_alias(con, "champion", version.version_id, "test:setup", "a champion to serve")
+    return version.version_id
+
+
+def test_serving_from_the_cli_an_ab_test_in_process_traffic_then_real_http(materialized):
+    env = {**os.environ, "TRENDING_HOME": str(materialized), "TRENDING_ADMIN_TOKEN": "cli-test-token"}
+    env.pop("DAGSTER_HOME", None)
+    refused = run(materialized, "simulate-traffic", "--days", "1", check=False)
+    assert refused.returncode == 2 and "deployment plan" in refused.stderr  # no plan published yet
+    champion = _champion(materialized)
+    started = run(materialized, "ab", "start", "--variants", "genre_moods_v2,moods_v1").stdout
+    assert "A/B test vibe-tags running on vibe_tags" in started and "users per arm" in started
+    traffic = run(materialized, "simulate-traffic", "--days", "1", "--users", "200", "--start", "2026-01-05").stdout
+    assert re.search(r"traffic 2026-01-05: \d+ requests from \d+ users \(0 errors\)", traffic), traffic
+    feedback = materialized / "landing" / "feedback"
+    logged = sorted(feedback.glob("serving_*.jsonl"))
+    assert logged and any('"experiment_id":"vibe-tags"' in path.read_text() for path in logged)
+
+    server = subprocess.Popen([TRENDING, "serve", "--port", "8766", "--log-level", "warning"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get("http://127.0.0.1:8766/health", timeout=2).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stdout.read().decode()[-2000:]
+                time.sleep(0.5)
+        assert health["status"] == "ok" and health["experiments"] == ["vibe-tags"] and health["champion"] == champion
+        over_http = run(materialized, "simulate-traffic", "--days", "1", "--users", "30", "--start", "2026-01-06",
+                        "--url", "http://127.0.0.1:8766").stdout
+        assert "(0 errors)" in over_http
+        assert httpx.post("http://127.0.0.1:8766/admin/reload", timeout=5).status_code == 401
+    finally:
+        os.killpg(server.pid, 2)
+        server.wait(timeout=30)
+    assert len(sorted(feedback.glob("serving_*.jsonl"))) > len(logged)  # the server published its log on exit
+    stopped = run(materialized, "ab", "stop", "vibe-tags", "--reason", "enough").stdout
+    assert "stopped vibe-tags" in stopped
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["simulate", "--start", "2026-13-01", "--days", "1"], "'2026-13-01' is not a date; use YYYY-MM-DD"),
     (["simulate", "--start", "2026-01-01", "--days", "0"], "0 must be at least 1"),
@@ -101,6 +158,9 @@ def test_a_manual_retrain_runs_in_process_and_is_logged_with_its_reason(material
     (["materialize", "--start", "2026-01-01", "--select", "bogus:::"], "--select 'bogus:::' is not an asset selection"),
     (["materialize", "--start", "2026-01-01", "--select", "group:nothing"], "matches no asset"),
     (["retrain", "--reason", "  "], "a trigger needs a reason"),
+    (["simulate-traffic", "--days", "1"], "no simulated world"),
+    (["ab", "start", "--variants", "moods_v1,shouty_v9"], "shouty_v9"),
+    (["serve", "--port", "0"], "0 must be at least 1"),
 ])
 def test_cli_errors_name_the_bad_value_and_the_fix(tmp_path, args, message):
     result = run(tmp_path / "empty-home", *args, check=False)

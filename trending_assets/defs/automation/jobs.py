@@ -14,8 +14,9 @@ ingest_job = dg.define_asset_job(
 
 build_job = dg.define_asset_job(
     "build_job",
-    selection=dg.AssetSelection.groups("staging", "marts", "windows", "warehouse"),
-    description="dbt build (staging, marts, tests), the curated windows, and the analysts' snapshot.",
+    selection=dg.AssetSelection.groups("staging", "marts", "windows", "warehouse", "serving"),
+    description="dbt build (staging, marts, tests), the curated windows, the analysts' snapshot, and what the serving "
+    "API reads (catalog, deployment plan).",
 )
 
 train_job = dg.define_asset_job(
