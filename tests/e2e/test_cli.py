@@ -161,6 +161,9 @@ def test_serving_from_the_cli_an_ab_test_in_process_traffic_then_real_http(mater
     (["simulate-traffic", "--days", "1"], "no simulated world"),
     (["ab", "start", "--variants", "moods_v1,shouty_v9"], "shouty_v9"),
     (["serve", "--port", "0"], "0 must be at least 1"),
+    (["rollback", "--reason", "users complain"], "no active rollout to roll back; use --target champion"),
+    (["rollback", "--reason", "users complain", "--target", "champion"], "no previous version"),
+    (["approve", "xgboost-v1", "--reason", "looks good"], "xgboost-v1 is not awaiting approval"),
 ])
 def test_cli_errors_name_the_bad_value_and_the_fix(tmp_path, args, message):
     result = run(tmp_path / "empty-home", *args, check=False)

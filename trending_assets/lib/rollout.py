@@ -188,6 +188,8 @@ def approve(con: duckdb.DuckDBPyConnection, version_id: str, actor: str, reason:
 
 def rollback_champion(con: duckdb.DuckDBPyConnection, actor: str, reason: str) -> registry.AliasMove:
     """Point the champion back where it was before its latest move (``ml.alias_history``)."""
+    if CHAMPION not in registry.list_aliases(con):
+        raise ValueError("there is no champion, so no previous version to roll back to")
     current = registry.resolve_alias(con, CHAMPION)
     target = registry.rollback_target(con, CHAMPION)
     if target is None:
