@@ -91,7 +91,20 @@ def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str
         registry.set_stage(con, version.version_id, "staging", ACTOR, reason)
         registry.set_alias(con, rollout.CHALLENGER, version.version_id, ACTOR, reason)
     echo(f"staged {version.version_id} as challenger: {reason}")
+    _wait_for_rollout(home, version.version_id)
     return version.version_id
+
+
+def _wait_for_rollout(home: TrendingHome, version_id: str, timeout_s: float = 120.0) -> None:
+    """Until rollout_sensor (every 10 s) has started the challenger's shadow, so the next day's traffic shadows it."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with warehouse.connect(home.warehouse) as con:
+            if experiment_store.get(con, f"rollout-{version_id}") is not None:
+                return
+        time.sleep(2)
 
 
 def decided(version: str) -> Callable[[list[experiment_store.Rollout]], bool]:
