@@ -58,7 +58,7 @@ from trending_assets.lib.home import TrendingHome  # noqa: E402
 from trending_assets.lib.registry import artifact_sha256  # noqa: E402
 from trending_assets.lib.serving import CATALOG_COLUMNS, Router  # noqa: E402
 from trending_assets.lib.serving_log import EventLog  # noqa: E402
-from trending_assets.lib.simulator.catalog import day_catalog  # noqa: E402
+from trending_assets.lib.simulator.catalog import serving_frame  # noqa: E402
 from trending_assets.lib.simulator.world import World  # noqa: E402
 from trending_assets.lib.xgb_trainer import XGBConfig, train_stateless  # noqa: E402
 
@@ -76,11 +76,7 @@ SERVER = ("import uvicorn; from trending_assets.api.app import create_app; "
 def simulated_movies(count: int, seed: int) -> pl.DataFrame:
     """One simulated day's movies: the catalog columns and the genres the source lists."""
     world = World(scenario="stable", seed=seed, drift_start=date(2026, 3, 1), movies_per_day=count, users=10)
-    rows = [{"movie_id": m.movie_id, "title": m.title, "overview": m.overview, "release_year": m.release_date.year,
-             "popularity": round(m.base_popularity, 3), "vote_average": m.vote_average, "vote_count": m.base_votes,
-             "runtime_minutes": m.runtime_minutes, "language": m.language, "source": m.source,
-             "genres": list(m.scraped_genres or ())} for m in day_catalog(world, date(2026, 1, 5))]
-    return pl.DataFrame(rows, schema_overrides={"genres": pl.List(pl.String)})
+    return serving_frame(world, date(2026, 1, 5))
 
 
 def build_home(root: Path) -> tuple[TrendingHome, dict[str, DeploymentPlan]]:

@@ -37,7 +37,7 @@ from trending_assets.lib.landing import scan
 from trending_assets.lib.registry import artifact_sha256
 from trending_assets.lib.serving import CATALOG_COLUMNS, Router
 from trending_assets.lib.serving_log import EventLog
-from trending_assets.lib.simulator.catalog import day_catalog
+from trending_assets.lib.simulator.catalog import serving_frame
 from trending_assets.lib.simulator.world import World
 from trending_assets.lib.xgb_trainer import XGBConfig, train_stateless
 
@@ -52,11 +52,7 @@ LOG_AGE_S = 0.5  # the event log publishes a file this old at the next reload ti
 def simulated_movies(count: int, seed: int) -> pl.DataFrame:
     """One simulated day's movies with the catalog columns and their listed genres."""
     world = World(scenario="stable", seed=seed, drift_start=date(2026, 3, 1), movies_per_day=count, users=10)
-    rows = [{"movie_id": m.movie_id, "title": m.title, "overview": m.overview, "release_year": m.release_date.year,
-             "popularity": round(m.base_popularity, 3), "vote_average": m.vote_average, "vote_count": m.base_votes,
-             "runtime_minutes": m.runtime_minutes, "language": m.language, "source": m.source,
-             "genres": list(m.scraped_genres or ())} for m in day_catalog(world, date(2026, 1, 5))]
-    return pl.DataFrame(rows, schema_overrides={"genres": pl.List(pl.String)})
+    return serving_frame(world, date(2026, 1, 5))
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:

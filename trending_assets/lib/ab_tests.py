@@ -196,9 +196,8 @@ def _per_user(daily: pl.DataFrame) -> pl.DataFrame:
 def _looks(cumulative: list[pl.DataFrame], control: str, treatment: str) -> tuple[list[float], list[float]]:
     diffs, variances = [], []
     for frame in cumulative:
-        c = frame.filter(pl.col("variant") == control)[PRIMARY].to_numpy()
-        t = frame.filter(pl.col("variant") == treatment)[PRIMARY].to_numpy()
-        ok = min(c.size, t.size) >= 2
-        diffs.append(float(t.mean() - c.mean()) if ok else 0.0)
-        variances.append(float(c.var(ddof=1) / c.size + t.var(ddof=1) / t.size) if ok else float("nan"))
+        diff, variance = sequential.welch_look(frame.filter(pl.col("variant") == control)[PRIMARY].to_numpy(),
+                                               frame.filter(pl.col("variant") == treatment)[PRIMARY].to_numpy())
+        diffs.append(diff)
+        variances.append(variance)
     return diffs, variances

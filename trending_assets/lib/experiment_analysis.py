@@ -211,10 +211,8 @@ def _sequential(metric: str, cumulative: list[pl.DataFrame], arms: tuple[str, st
         if metric == "error_rate":
             (d, v) = _rate_diff(control, treatment)
         else:
-            c, t = control[metric].drop_nulls().to_numpy(), treatment[metric].drop_nulls().to_numpy()
-            ok = min(c.size, t.size) >= 2
-            d = float(t.mean() - c.mean()) if ok else 0.0
-            v = float(c.var(ddof=1) / c.size + t.var(ddof=1) / t.size) if ok else float("nan")
+            d, v = sequential.welch_look(control[metric].drop_nulls().to_numpy(),
+                                         treatment[metric].drop_nulls().to_numpy())
         diffs.append(d)
         variances.append(v)
     return sequential.from_looks(np.array(diffs), np.array(variances), config.mde[metric], config.alpha)

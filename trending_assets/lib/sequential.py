@@ -117,6 +117,15 @@ def sequential_means(
     return _result(mean_t - mean_c, _ratio(var_c, n_c) + _ratio(var_t, n_t), default_tau2(mde), alpha)
 
 
+def welch_look(control: np.ndarray, treatment: np.ndarray) -> tuple[float, float]:
+    """One look's difference of means (treatment - control) and its Welch variance; (0, nan) below 2 per arm, a
+    look that carries no evidence in ``msprt_p_values``."""
+    if min(control.size, treatment.size) < 2:
+        return 0.0, float("nan")
+    return (float(treatment.mean() - control.mean()),
+            float(control.var(ddof=1) / control.size + treatment.var(ddof=1) / treatment.size))
+
+
 def from_looks(diffs: Sequence[float], variances: Sequence[float], mde: float, alpha: float = 0.05) -> SequentialResult:
     """mSPRT over looks the caller already estimated: the cumulative difference and its variance at each look
     (e.g. per-user metrics recomputed on all data up to each day)."""

@@ -5,25 +5,19 @@ Each setting can come from the environment of the daemon and code server (``TREN
 ``TRENDING_ROLLOUT_RAMP``, ``TRENDING_ROLLOUT_MIN_USERS``, ``TRENDING_SHADOW_MIN_REQUESTS``,
 ``TRENDING_ROLLOUT_MDE``, ``TRENDING_ROLLOUT_MAX_AB_DAYS``)."""
 
-import os
-
 import dagster as dg
-from pydantic import Field
 
+from trending_assets.defs.retraining.resources import env_default
 from trending_assets.lib.rollout import RolloutPolicy
 
 
-def _env(name: str, default: str):
-    return Field(default_factory=lambda: os.environ.get(name, default), validate_default=True)
-
-
 class RolloutSettings(dg.ConfigurableResource):
-    approval: str = _env("TRENDING_APPROVAL", "auto")
-    ramp: str = _env("TRENDING_ROLLOUT_RAMP", "1,5,25,50")
-    min_users_per_step: int = _env("TRENDING_ROLLOUT_MIN_USERS", "20")
-    shadow_min_requests: int = _env("TRENDING_SHADOW_MIN_REQUESTS", "100")
-    mde: float = _env("TRENDING_ROLLOUT_MDE", "0.004")
-    max_ab_days: int = _env("TRENDING_ROLLOUT_MAX_AB_DAYS", "14")
+    approval: str = env_default("TRENDING_APPROVAL", "auto")
+    ramp: str = env_default("TRENDING_ROLLOUT_RAMP", "1,5,25,50")
+    min_users_per_step: int = env_default("TRENDING_ROLLOUT_MIN_USERS", "20")
+    shadow_min_requests: int = env_default("TRENDING_SHADOW_MIN_REQUESTS", "100")
+    mde: float = env_default("TRENDING_ROLLOUT_MDE", "0.004")
+    max_ab_days: int = env_default("TRENDING_ROLLOUT_MAX_AB_DAYS", "14")
     lock_wait_s: float = 20.0
 
     def policy(self) -> RolloutPolicy:

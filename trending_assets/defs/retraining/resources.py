@@ -13,15 +13,15 @@ from pydantic import Field, field_validator
 from trending_assets.lib.genre_model import FAMILIES, check_family
 
 
-def _env(name: str, default: str):
+def env_default(name: str, default: str):
     """A default read when the resource is built (not when this module is imported)."""
     return Field(default_factory=lambda: os.environ.get(name, default), validate_default=True)
 
 
 class RetrainPolicy(dg.ConfigurableResource):
-    cooldown_hours: float = _env("TRENDING_RETRAIN_COOLDOWN_HOURS", "24")
-    min_new_labeled: int = _env("TRENDING_RETRAIN_MIN_NEW", "500")
-    families: str = _env("TRENDING_RETRAIN_FAMILIES", ",".join(FAMILIES))
+    cooldown_hours: float = env_default("TRENDING_RETRAIN_COOLDOWN_HOURS", "24")
+    min_new_labeled: int = env_default("TRENDING_RETRAIN_MIN_NEW", "500")
+    families: str = env_default("TRENDING_RETRAIN_FAMILIES", ",".join(FAMILIES))
     lock_wait_s: float = 20.0  # a sensor waits this long for the warehouse, then tries again next tick
 
     @field_validator("families")

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 
 import numpy as np
+import polars as pl
 
 from trending_assets.lib.simulator.scenarios import UNIVERSE, genre_mix, vocabularies
 from trending_assets.lib.simulator.vocabulary import FILLER, TITLE_ADJECTIVES, TITLE_NOUNS
@@ -190,3 +191,13 @@ def _overview(rng, genres: tuple[str, ...], vocab: dict[str, tuple[str, ...]]) -
         sentences.append(" ".join(words[start:end]).capitalize() + ".")
         start = end
     return " ".join(sentences)
+
+
+def serving_frame(world: World, day: date) -> pl.DataFrame:
+    """The day's new movies as the serving catalog's columns plus the genres the source lists (for tests and
+    benchmarks of the serving path, which need scorable movies without a warehouse)."""
+    rows = [{"movie_id": m.movie_id, "title": m.title, "overview": m.overview, "release_year": m.release_date.year,
+             "popularity": round(m.base_popularity, 3), "vote_average": m.vote_average, "vote_count": m.base_votes,
+             "runtime_minutes": m.runtime_minutes, "language": m.language, "source": m.source,
+             "genres": list(m.scraped_genres or ())} for m in day_catalog(world, day)]
+    return pl.DataFrame(rows, schema_overrides={"genres": pl.List(pl.String)})
