@@ -2,6 +2,7 @@
 snapshot, exactly once; training is left to the retrain triggers (defs/retraining)."""
 
 import dagster as dg
+import pytest
 
 from trending_assets.definitions import defs as load_defs
 
@@ -84,3 +85,13 @@ def test_the_loops_outputs_carry_freshness_policies():
     assert windows["ml/training_window"].fail_window.to_timedelta().days == 8  # a weekly retrain missed
     assert windows["monitoring/drift_report"].fail_window.to_timedelta().days == 2
     assert windows["monitoring/model_performance"].warn_window.to_timedelta().days == 1
+
+
+def test_runs_execute_in_process_unless_the_environment_asks_for_one_process_per_step():
+    from trending_assets.defs.automation.execution import chosen_executor
+
+    assert chosen_executor({}) is dg.in_process_executor
+    multiprocess = chosen_executor({"TRENDING_EXECUTOR": "multiprocess"})
+    assert multiprocess.name == "multiprocess"
+    with pytest.raises(ValueError, match="TRENDING_EXECUTOR='threads' is not an executor; use one of in_process"):
+        chosen_executor({"TRENDING_EXECUTOR": "threads"})
