@@ -37,7 +37,7 @@ def test_reject_rate_check_severity(home, warehouse_resource, good, bad, passed,
     assert checks["reject_rate"].severity == severity
     assert checks["reject_rate"].metadata["rejected"].value == bad
     assert checks["schema"].passed and checks["non_empty"].passed
-    materialization = result.asset_materializations_for_node("raw__movies")[0]
+    materialization = result.asset_materializations_for_node("raw_tables")[0]
     assert materialization.metadata["dagster/row_count"].value == good
 
 
@@ -106,3 +106,29 @@ def test_a_day_without_a_partition_yet_does_not_hold_back_the_others(home, wareh
     second = _tick(instance, warehouse_resource, first.cursor)
     assert [r.tags["dagster/asset_partition_range_start"] for r in second.run_requests] == ["2026-01-06"]
 
+
+
+def test_a_landed_batch_is_reported_together_and_a_failing_table_holds_back_no_other(home, warehouse_resource):
+    import duckdb
+
+    _write_movies(home, "a.jsonl", 3, 0)
+    (home.landing_dir("reviews") / "r.jsonl").write_text(
+        json.dumps({"review_id": "r1", "movie_id": "m1", "scraped_at": "2026-01-05T08:00:00Z"}) + "\n")
+    instance = dg.DagsterInstance.ephemeral()
+    first = dg.materialize(raw_assets, partition_key="2026-01-05", resources={"warehouse": warehouse_resource},
+                           instance=instance)
+    # one step for the batch: downstream automation sees every raw table updated at once, or none
+    assert {m.asset_key.to_user_string() for m in first.asset_materializations_for_node("raw_tables")} == {
+        "raw/movies", "raw/reviews", "raw/feedback_events"}
+
+    with duckdb.connect(str(home.warehouse)) as con:  # a broken table: raw.reviews is now a view, not loadable
+        con.execute("ALTER TABLE raw.reviews RENAME TO reviews_elsewhere")
+        con.execute("CREATE VIEW raw.reviews AS SELECT * FROM raw.reviews_elsewhere")
+    _write_movies(home, "b.jsonl", 2, 0)
+    second = dg.materialize(raw_assets, partition_key="2026-01-05", resources={"warehouse": warehouse_resource},
+                            instance=instance, raise_on_error=False)
+    assert not second.success
+    reported = {e.asset_key.to_user_string() for e in second.get_asset_materialization_events()}
+    assert reported == {"raw/movies", "raw/feedback_events"}
+    with duckdb.connect(str(home.warehouse)) as con:
+        assert con.execute("SELECT count(*) FROM raw.movies").fetchall() == [(5,)]
