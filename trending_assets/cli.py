@@ -188,6 +188,36 @@ def cmd_ab_stop(args: argparse.Namespace) -> None:
     print(f"stopped {args.id}: {args.reason}")
 
 
+def cmd_interleave_start(args: argparse.Namespace) -> None:
+    from trending_assets.lib import experiment_store, ranking_tests, rollout, warehouse
+
+    rankers = [r.strip() for r in args.rankers.split(",") if r.strip()]
+    if len(rankers) != 2:
+        raise ValueError(f"--rankers {args.rankers!r}: give exactly two rankers, the incumbent first "
+                         "(e.g. popularity,genre_taste)")
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        experiment_store.ensure_schema(con)
+        started = experiment_store.watermark(con) or date(1970, 1, 1)
+        test = ranking_tests.start(con, args.id, *rankers, started, min_users=args.min_users)
+        plan = rollout.publish_plan(con, home.deployment_plan)
+    print(f"interleaving test {test.experiment_id} running: team-draft lists from {test.ranker_a} (A) and "
+          f"{test.ranker_b} (B); decided by a sign test once {test.min_users} users have a preference; plan "
+          f"{plan.plan_id if plan else '(none yet: no champion)'} published")
+
+
+def cmd_interleave_stop(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ranking_tests, rollout, warehouse
+
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        if args.id not in {t.experiment_id for t in ranking_tests.running(con)}:
+            raise ValueError(f"no running interleaving test {args.id!r}; `trending experiments` lists them")
+        ranking_tests.finish(con, args.id, "stopped", args.reason)
+        rollout.publish_plan(con, home.deployment_plan)
+    print(f"stopped {args.id}: {args.reason}")
+
+
 def cmd_experiments(args: argparse.Namespace) -> None:
     from trending_assets.lib import experiment_report, warehouse
 
@@ -283,6 +313,19 @@ def parser() -> argparse.ArgumentParser:
     ab_stop.add_argument("id")
     ab_stop.add_argument("--reason", required=True)
     ab_stop.set_defaults(func=cmd_ab_stop)
+
+    interleave = sub.add_parser("interleave", help="interleaving tests of /trending rankers")
+    interleave_sub = interleave.add_subparsers(dest="interleave_command", required=True)
+    il_start = interleave_sub.add_parser("start", help="start a team-draft test; the plan gains it at once")
+    il_start.add_argument("--id", default="ranker-test", help="experiment id (unique)")
+    il_start.add_argument("--rankers", default="popularity,genre_taste", help="two rankers, the incumbent first")
+    il_start.add_argument("--min-users", type=_positive, default=100,
+                          help="users with a preference before a verdict")
+    il_start.set_defaults(func=cmd_interleave_start)
+    il_stop = interleave_sub.add_parser("stop", help="stop a running test without a verdict")
+    il_stop.add_argument("id")
+    il_stop.add_argument("--reason", required=True)
+    il_stop.set_defaults(func=cmd_interleave_stop)
 
     experiments = sub.add_parser("experiments", help="rollouts, their phase history and latest verdicts")
     experiments.set_defaults(func=cmd_experiments)

@@ -117,6 +117,7 @@ def _production_testing(plan: DemoPlan, home: TrendingHome, daemon, first: date,
          f"visit); rollout_sensor moves the challenger through shadow, canary and A/B (approval: {plan.approval}); "
          "retrain cooldown now 24 h")
     demo_rollout.start_vibe_test(home, echo)
+    demo_rollout.start_ranking_test(home, echo)
     traffic_days: list[str] = []
     day = demo_rollout.production_days(plan, home, first, plan.production_days, daemon, landed, traffic_days,
                                        demo_rollout.first_decision, echo)

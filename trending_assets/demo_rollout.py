@@ -69,6 +69,21 @@ def start_vibe_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
          f"{test.planned_users_per_arm} users per arm")
 
 
+def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
+    """The third scenario: the personalised ranker (genre_taste) interleaved with popularity in /trending."""
+    from trending_assets.lib import ranking_tests
+
+    with warehouse.connect(home.warehouse) as con:
+        experiment_store.ensure_schema(con)
+        test = ranking_tests.start(con, "ranker-test", "popularity", "genre_taste", experiment_store.watermark(con),
+                                   min_users=200)
+        rollout.publish_plan(con, home.deployment_plan)
+    echo(f"interleaving test {test.experiment_id}: team-draft lists from {test.ranker_a} (A) and {test.ranker_b} "
+         f"(B) for every visitor; each click credits the ranker that placed the movie; decided by a sign test once "
+         f"{test.min_users} users prefer one (genre_taste reads the profiles serving/user_profiles builds from "
+         "yesterday's clicks)")
+
+
 def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str:
     """Train XGBoost on the labeled movies with their genres shuffled, register and stage it as challenger."""
     from trending_assets.lib.xgb_trainer import XGBConfig, train_stateless
@@ -127,23 +142,31 @@ def _history_id(home: TrendingHome) -> int:
         return con.execute("SELECT coalesce(max(id), 0) FROM experiments.phase_history").fetchall()[0][0]
 
 
+ENDED_TESTS = ("SELECT experiment_id, status, verdict FROM experiments.ab_tests WHERE status != 'running' UNION ALL "
+               "SELECT experiment_id, status, verdict FROM experiments.ranking_tests WHERE status != 'running'")
+
+
 def _decided_tests(home: TrendingHome) -> set[str]:
-    from trending_assets.lib import ab_tests
+    from trending_assets.lib import ab_tests, ranking_tests
 
     with warehouse.connect(home.warehouse) as con:
         ab_tests.ensure_schema(con)
-        return {row[0] for row in con.execute("SELECT experiment_id FROM experiments.ab_tests "
-                                              "WHERE status != 'running'").fetchall()}
+        ranking_tests.ensure_schema(con)
+        return {row[0] for row in con.execute(ENDED_TESTS).fetchall()}
 
 
 def _print_verdicts(home: TrendingHome, printed: set[str], echo: Callable[[str], None]) -> None:
-    """A/B tests of a serving surface decided since the last look."""
+    """A/B and interleaving tests of a serving surface decided since the last look, with the interleaving
+    test's power analysis."""
     with warehouse.connect(home.warehouse) as con:
-        rows = con.execute("SELECT experiment_id, status, verdict FROM experiments.ab_tests "
-                           "WHERE status != 'running'").fetchall()
+        rows = con.execute(ENDED_TESTS).fetchall()
+        needed = dict(con.execute("SELECT experiment_id, arg_max(required_users, analysed_at) "
+                                  "FROM experiments.interleaving_results GROUP BY 1").fetchall())
     for experiment_id, status, verdict in rows:
         if experiment_id not in printed:
-            echo(f"  {experiment_id}: {status}: {verdict}")
+            power = (f"; at this gap 80% power needs {needed[experiment_id]} users"
+                     if needed.get(experiment_id) else "")
+            echo(f"  {experiment_id}: {status}: {verdict}{power}")
             printed.add(experiment_id)
 
 

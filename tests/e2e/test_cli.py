@@ -164,6 +164,9 @@ def test_serving_from_the_cli_an_ab_test_in_process_traffic_then_real_http(mater
     (["rollback", "--reason", "users complain"], "no active rollout to roll back; use --target champion"),
     (["rollback", "--reason", "users complain", "--target", "champion"], "no previous version"),
     (["approve", "xgboost-v1", "--reason", "looks good"], "xgboost-v1 is not awaiting approval"),
+    (["interleave", "start", "--rankers", "popularity"], "give exactly two rankers, the incumbent first"),
+    (["interleave", "start", "--rankers", "popularity,trendy"], "'trendy' is not a ranker; use one of popularity"),
+    (["interleave", "stop", "ranker-test", "--reason", "enough"], "no running interleaving test 'ranker-test'"),
 ])
 def test_cli_errors_name_the_bad_value_and_the_fix(tmp_path, args, message):
     result = run(tmp_path / "empty-home", *args, check=False)

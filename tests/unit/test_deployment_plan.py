@@ -93,7 +93,23 @@ def _duplicate_experiment(raw: dict) -> None:
     raw["experiments"].append(dict(raw["experiments"][1], salt="another-salt"))
 
 
+def _ranking_test(design: str = "team_draft", rankers: tuple[str, ...] = ("popularity", "genre_taste"),
+                  surface: str = "ranking") -> Callable[[dict], None]:
+    """Add a ranking experiment (experiments[2]) with these settings to the raw plan."""
+    def mutate(raw: dict) -> None:
+        raw["experiments"].append({
+            "experiment_id": "rankers", "surface": surface, "salt": "salt-rankers", "allocation_percent": 100,
+            "design": design, "variants": [{"name": f"r{i}", "weight": 1 / len(rankers), "model_version": None,
+                                            "generator": "rules", "ranker": r} for i, r in enumerate(rankers)]})
+    return mutate
+
+
 BROKEN = {
+    "unknown ranker": (_ranking_test(rankers=("popularity", "trendy")), "experiments[2].variants[1].ranker"),
+    "unknown design": (_ranking_test(design="cascade"), "experiments[2].design"),
+    "interleaving off the ranking surface": (_ranking_test(surface="vibe_tags"), "experiments[2].design"),
+    "interleaving three rankers": (_ranking_test(rankers=("popularity", "genre_taste", "popularity")),
+                                   "experiments[2].variants"),
     "wrong schema version": (_set("schema_version", value=2), "schema_version"),
     "no schema version": (_drop("schema_version"), "schema_version"),
     "unknown top-level key": (_set("champoin", value="v1"), "champoin"),
@@ -142,6 +158,14 @@ def test_each_rule_names_its_field(name: str) -> None:
     mutate(raw)
     with pytest.raises(PlanError, match=field.replace("[", r"\[").replace("]", r"\]")):
         dp.from_dict(raw)
+
+
+def test_a_valid_ranking_experiment_round_trips() -> None:
+    ranking = Experiment("rankers", "ranking", "salt-rankers", 100, (
+        Variant("A", 0.5, ranker="popularity"), Variant("B", 0.5, ranker="genre_taste")), design="team_draft")
+    plan = make_plan(experiments=(*make_plan().experiments, ranking))
+    assert dp.from_dict(plan.to_dict()) == plan
+    assert plan.experiment("rankers").design == "team_draft" and plan.experiment("tags-ab").design == "ab"
 
 
 def test_build_validates_too() -> None:

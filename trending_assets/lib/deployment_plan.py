@@ -21,8 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from trending_assets.lib.rankers import RANKERS
+
 SCHEMA_VERSION = 1
-SURFACES = ("genres", "vibe_tags")
+SURFACES = ("genres", "vibe_tags", "ranking")
+# how an experiment compares its variants: users split between them, or (rankers only) one team-draft interleaved
+# list, whose log (the team of each position) is all its credit needs; balanced interleaving, whose credit needs
+# both original rankings, is in lib/interleaving but not served
+DESIGNS = ("ab", "team_draft")
 WEIGHT_TOLERANCE = 1e-6
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,7 @@ class Variant:
     weight: float
     model_version: str | None = None  # surface "genres": the model this arm serves
     generator: str | None = None  # surface "vibe_tags": the tag generator this arm uses
+    ranker: str | None = None  # surface "ranking": the ranker (``rankers.RANKERS``) that orders /trending
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class Experiment:
     salt: str
     allocation_percent: float
     variants: tuple[Variant, ...]
+    design: str = "ab"  # one of DESIGNS; team_draft interleaves the two variants' rankings
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,14 @@ def _validate(plan: DeploymentPlan) -> None:
                 _check(v.model_version in plan.models, f"{at}.variants[{j}].model_version: {v.model_version!r} {known}")
             if e.surface == "vibe_tags":
                 _check(bool(v.generator), f"{at}.variants[{j}].generator: empty; name the tag generator")
+            if e.surface == "ranking":
+                _check(v.ranker in RANKERS, f"{at}.variants[{j}].ranker: {v.ranker!r} is not one of "
+                                            f"{', '.join(RANKERS)}; name a ranker")
+        _check(e.design in DESIGNS, f"{at}.design: {e.design!r} is not one of {', '.join(DESIGNS)}")
+        if e.design != "ab":
+            _check(e.surface == "ranking", f"{at}.design: {e.design} interleaves rankings; use it on surface "
+                                           "ranking, or design ab")
+            _check(len(e.variants) == 2, f"{at}.variants: {len(e.variants)} given; interleaving compares exactly 2")
         total = math.fsum(v.weight for v in e.variants)
         _check(abs(total - 1) <= WEIGHT_TOLERANCE, f"{at}.variants: weights sum to {total}; make them sum to 1")
         salts.append((f"{at}.salt", e.salt))

@@ -39,6 +39,18 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
             lines += _latest_results(con, experiment_id)
             if verdict:
                 lines.append(f"  verdict: {verdict[:300]}")
+    if table_exists(con, "experiments", "ranking_tests"):
+        for experiment_id, ranker_a, ranker_b, status, verdict in con.execute(
+                "SELECT experiment_id, ranker_a, ranker_b, status, verdict FROM experiments.ranking_tests "
+                "ORDER BY created_at").fetchall():
+            lines.append(f"{experiment_id}: team-draft interleaving of {ranker_a} (A) and {ranker_b} (B) -> {status}")
+            for users, wins_a, wins_b, ties, p_value, needed in con.execute(
+                    "SELECT users, wins_a, wins_b, ties, p_value, required_users FROM experiments.interleaving_results "
+                    "WHERE experiment_id = ? ORDER BY analysed_at DESC LIMIT 1", [experiment_id]).fetchall():
+                lines.append(f"  latest analysis: {users} users, {wins_a} prefer A, {wins_b} prefer B, {ties} ties; "
+                             f"sign test p={p_value:.3g}; 80% power at this gap needs {needed} users")
+            if verdict:
+                lines.append(f"  verdict: {verdict[:300]}")
     lines.append("\nchampion alias history (ml.alias_history):")
     for seq, from_version, to_version, moved_at, actor, why in con.execute(
             "SELECT seq, from_version, to_version, moved_at, actor, reason FROM ml.alias_history "

@@ -82,6 +82,11 @@ class TrendingHome:
         return self.serving / "catalog.parquet"
 
     @property
+    def user_profiles(self) -> Path:
+        """Each user's genre profile from their clicks, for personalised rankers."""
+        return self.serving / "user_profiles.parquet"
+
+    @property
     def serving_requests(self) -> Path:
         """Rollback requests from the API's admin endpoint; a sensor turns each into a registry move."""
         return self.serving / "requests"

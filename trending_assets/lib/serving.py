@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from trending_assets.lib import assignment, genre_model
+from trending_assets.lib import assignment, genre_model, serving_ranking
 from trending_assets.lib.deployment_plan import DeploymentPlan, PlanError, PlanWatcher
 from trending_assets.lib.serving_log import EventLog
 
@@ -54,6 +54,10 @@ class Scored:
     def scores(self, row: int) -> dict[str, float]:
         return {g: round(float(p), 4) for g, p in zip(self.genres, self.probs[row])}
 
+    def take(self, rows: list[int]) -> "Scored":
+        """The answer for these rows only, in this order."""
+        return Scored(self.genres, self.labels[rows], self.probs[rows])
+
 
 class _CatalogState:
     """One catalog file's movies and each model's genres and vibes for them: swapped whole on reload, so a
@@ -63,6 +67,7 @@ class _CatalogState:
         self.frame = frame
         self.scored: dict[str, Scored] = {}
         self.vibes: dict[tuple[str, str], list[dict]] = {}
+        self.rows = {movie: row for row, movie in enumerate(frame["movie_id"].to_list())} if frame is not None else {}
 
     def genres_by(self, version: str, model) -> Scored:
         if version not in self.scored:
@@ -119,7 +124,8 @@ class Router:
     """Routes each request by the active deployment plan; see the module docstring."""
 
     def __init__(self, plan_path: Path, catalog_path: Path, events: EventLog, device: str = "cpu",
-                 shadow_workers: int = 1, clock: Callable[[], datetime] | None = None):
+                 shadow_workers: int = 1, clock: Callable[[], datetime] | None = None,
+                 profiles_path: Path | None = None):
         # the traffic simulator passes the simulated day's clock; the API uses the wall clock
         self.clock = clock or (lambda: datetime.now(UTC))
         self.watcher = PlanWatcher(plan_path)
@@ -131,6 +137,8 @@ class Router:
         self._refused: tuple[str | None, float] = (None, 0.0)
         self.started = time.time()
         self.requests = self.errors = 0
+        # users' genre profiles for personalised rankers: published beside the catalog unless named
+        self.profiles = serving_ranking.Profiles(profiles_path or catalog_path.with_name("user_profiles.parquet"))
         self._lock = threading.Lock()
         self._shadows = ThreadPoolExecutor(max_workers=shadow_workers, thread_name_prefix="shadow")
         self.refresh()
@@ -163,6 +171,7 @@ class Router:
                          ", ".join(e.experiment_id for e in candidate.experiments) or None)
         if self.catalog.refresh() or changed:
             self._warm_up()
+        self.profiles.refresh()
         return changed
 
     def _warm_up(self) -> None:
@@ -233,28 +242,33 @@ class Router:
         return self._respond(plan, chosen, user_id, surface, frame, scored, items, started)
 
     def trending(self, user_id: str, limit: int = 10) -> dict:
-        """The most popular catalog movies, each with the genres of the model assigned to ``user_id``."""
+        """Catalog movies for ``user_id``, most popular first unless a ranking experiment orders them, each with the
+        genres of the model assigned to the user."""
         started = time.perf_counter()
         plan = self._active()
         catalog = self.catalog.state
         if catalog.frame is None:
             raise NoPlanError(f"no serving catalog at {self.catalog.path}; materialize serving/catalog")
         chosen = assignment.assign_model(plan, user_id)
-        frame = catalog.frame.head(limit)
         model = self.models[chosen.model_version]
-        scored = self._run(lambda: catalog.genres_by(chosen.model_version, model), chosen, user_id, "trending")
+        every = self._run(lambda: catalog.genres_by(chosen.model_version, model), chosen, user_id, "trending")
+        request_id = uuid.uuid4().hex
+        ranked = serving_ranking.rank(plan, user_id, limit, catalog, every, self.profiles.of(user_id),
+                                      chosen.model_version, request_id)
+        frame, scored = catalog.frame[ranked.rows], every.take(ranked.rows)
         items = [{"movie_id": frame["movie_id"][i], "title": frame["title"][i], "rank": i + 1,
                   "genres": scored.names(i)} for i in range(frame.height)]
+        extra = [] if ranked.exposure is None else [(ranked.exposure, ranked.payload)]
         tagged = assignment.assign_variant(plan, "vibe_tags", user_id)
-        extra = []
         if tagged is not None:
             experiment, variant = tagged
-            vibes = catalog.vibes_by(variant.generator, chosen.model_version, scored)
+            vibes = catalog.vibes_by(variant.generator, chosen.model_version, every)
             for i, item in enumerate(items):
-                item["vibe"] = vibes[i]
+                item["vibe"] = vibes[ranked.rows[i]]
             extra.append((assignment.Assignment(chosen.model_version, "experiment", experiment.experiment_id,
                                                 variant.name), {"surface": "vibe_tags", "generator": variant.generator}))
-        return self._respond(plan, chosen, user_id, "trending", frame, scored, items, started, extra, catalog)
+        return self._respond(plan, chosen, user_id, "trending", frame, scored, items, started, extra,
+                             (catalog, ranked.rows), ranked.teams, request_id)
 
     def _run(self, score, chosen: assignment.Assignment, user_id: str, surface: str) -> Scored:
         self.requests += 1
@@ -267,15 +281,17 @@ class Router:
                 "error": f"{type(error).__name__}: {error}"}, self._now())])
             raise
 
-    def _respond(self, plan, chosen, user_id, surface, frame, scored, items, started, extra=(), catalog=None) -> dict:
-        request_id = uuid.uuid4().hex
+    def _respond(self, plan, chosen, user_id, surface, frame, scored, items, started, extra=(), catalog=None,
+                 teams=None, request_id=None) -> dict:
+        request_id = request_id or uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1000
         now = self._now()
         events = [_event("exposure", user_id, None, chosen, {
             "request_id": request_id, "surface": surface, "status": "ok", "role": chosen.role,
             "latency_ms": round(latency_ms, 3), "plan_id": plan.plan_id, "movies": frame.height}, now)]
         events += [_event("impression", user_id, item["movie_id"], chosen, {
-            "request_id": request_id, "surface": surface, "position": i + 1, "genres": item["genres"]}, now)
+            "request_id": request_id, "surface": surface, "position": i + 1, "genres": item["genres"],
+            **({"team": teams[i]} if teams else {})}, now)
             for i, item in enumerate(items)]
         # other experiments this response took part in (a vibe-tag test): one exposure each
         events += [_event("exposure", user_id, None, other, {"request_id": request_id, "status": "ok", **payload}, now)
@@ -294,7 +310,8 @@ class Router:
             payload = {"request_id": request_id, "surface": surface, "shadow_version": version}
             try:
                 model = self.models[version]
-                scored = (catalog.genres_by(version, model) if surface == "trending" else _score(model, frame))
+                scored = (catalog[0].genres_by(version, model).take(catalog[1]) if surface == "trending"
+                          else _score(model, frame))
                 payload.update(status="ok", genres=[scored.names(i) for i in range(frame.height)],
                                served_genres=[served.names(i) for i in range(frame.height)])
             except Exception as error:  # a shadow's failure must never reach the user; it is measured instead

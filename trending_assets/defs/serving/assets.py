@@ -12,6 +12,7 @@ from trending_assets.lib.reports import markdown_table
 
 CATALOG = dg.AssetKey(["serving", "catalog"])
 PLAN = dg.AssetKey(["serving", "deployment_plan"])
+PROFILES = dg.AssetKey(["serving", "user_profiles"])
 
 
 @dg.asset(
@@ -29,6 +30,24 @@ def catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         "dagster/row_count": frame.height, "path": dg.MetadataValue.path(str(path)),
         "preview": dg.MetadataValue.md(markdown_table(frame.select("movie_id", "title", "popularity",
                                                                    "first_seen_date").head(10)))})
+
+
+@dg.asset(
+    key=PROFILES, deps=[dg.AssetKey(["marts", "fct_feedback_events"])], group_name="serving",
+    kinds={"duckdb", "parquet"}, automation_condition=on_upstream_update(),
+    description="Each user's genre profile (user_id, genre, weight) from the genres shown on the movies they clicked "
+    "in the last 28 days: what personalised /trending rankers (genre_taste) read. Written atomically to "
+    "serving/user_profiles.parquet.",
+)
+def user_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        frame = serving_catalog.build_profiles(con)
+    path = serving_catalog.publish(frame, warehouse.home.user_profiles)
+    users = frame["user_id"].n_unique()
+    context.log.info(f"user profiles: {users} users -> {path}")
+    return dg.MaterializeResult(metadata={
+        "users": users, "dagster/row_count": frame.height, "path": dg.MetadataValue.path(str(path)),
+        "preview": dg.MetadataValue.md(markdown_table(frame.head(10), "{:.3f}"))})
 
 
 @dg.asset(

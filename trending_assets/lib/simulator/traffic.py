@@ -135,7 +135,9 @@ def _react(answer: dict, taste: np.ndarray, truth: dict, moment: datetime, rng) 
         perceived, real = appeal(taste, shown), appeal(taste, true)
         if rng.random() >= min(BASE_CLICK_RATE * perceived * _vibe_factor(item.get("vibe"), true), MAX_CLICK):
             continue
-        events.append({**base, "event_type": "click"})
+        # as a client would, the click names the response and position it came from (interleaving credits by it)
+        events.append({**base, "event_type": "click",
+                       "payload": {"request_id": answer["request_id"], "position": offset + 1}})
         watched = float(np.clip(0.2 + 0.25 * real + 0.1 * rng.normal(), 0.02, 1.0))
         events.append({**base, "event_type": "view", "value": round(watched, 3)})
         if perceived - real > LETDOWN and rng.random() < THUMBS_DOWN_RATE:

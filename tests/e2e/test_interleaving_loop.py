@@ -1,0 +1,108 @@
+"""An interleaving test of two /trending rankers in one process, every hop real except the daemon: the audience
+browses the router, its clicks build the user profiles the personalised ranker reads, a team-draft test of
+popularity (A) against genre_taste (B) is started, and after a day of traffic interleaving_analysis decides it
+from the event log (ingested, built by dbt) and takes it out of the plan."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+import pytest
+from dagster_dbt import DbtCliResource
+
+from trending_assets import traffic
+from trending_assets.defs.dbt.assets import trending_dbt
+from trending_assets.defs.dbt.resources import DBT_EXECUTABLE, dbt_project
+from trending_assets.defs.experiments.ranking_tests import interleaving_analysis
+from trending_assets.defs.ingest.assets import raw_assets
+from trending_assets.defs.serving.assets import catalog, deployment_plan, user_profiles
+from trending_assets.defs.warehouse.resources import WarehouseResource
+from trending_assets.lib import deployment_plan as plan_file
+from trending_assets.lib import ranking_tests, registry, training, window_store
+from trending_assets.lib.home import TrendingHome
+from trending_assets.lib.simulator import simulate
+from trending_assets.lib.warehouse import connect
+from trending_assets.lib.xgb_trainer import XGBConfig, train_stateless
+
+START = date(2026, 4, 6)
+WORLD_DAYS = 5
+RANGE = "dagster/asset_partition_range_{}"
+
+
+def land(world, first: date, last: date) -> None:
+    home, instance, resources = world
+    tags = {RANGE.format("start"): first.isoformat(), RANGE.format("end"): last.isoformat()}
+    assert dg.materialize(raw_assets, resources=resources, instance=instance, tags=tags).success
+    assert dg.materialize([trending_dbt], resources=resources, instance=instance).success
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    home = TrendingHome(tmp_path_factory.mktemp("interleaving") / "home").ensure()
+    resources = {"warehouse": WarehouseResource(home_dir=str(home.root)),
+                 "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)}
+    instance = dg.DagsterInstance.ephemeral()
+    world = (home, instance, resources)
+    simulate(home, START, WORLD_DAYS, scenario="stable", seed=3, movies_per_day=80, users=30)
+    land(world, START, START + timedelta(days=WORLD_DAYS - 1))
+    with connect(home.warehouse) as con:
+        movies = window_store.labeled_movies(con).filter(pl.col("genres").is_not_null())
+        model = train_stateless(movies, XGBConfig(n_rounds=30, nthread=1))
+        folder = training.artifact_dir(home.models, "xgboost")
+        model.save(folder)
+        version = registry.register(con, "xgboost", folder, "stateless", "test", None, "w-test", "test", {}, {})
+        registry.set_stage(con, version.version_id, "staging", "test:setup", "the champion")
+        registry.set_alias(con, "champion", version.version_id, "test:setup", "first champion")
+    assert dg.materialize([catalog, deployment_plan], resources=resources, instance=instance).success
+    return world
+
+
+def traffic_day(world, day: date) -> None:
+    home, instance, resources = world
+    traffic.run_days(home, day, 1, users=1500, seed=2, echo=lambda line: None)
+    land(world, day, day)
+
+
+def test_team_draft_interleaving_finds_the_personalised_ranker_better_and_ends_the_test(world):
+    home, instance, resources = world
+    day = START + timedelta(days=WORLD_DAYS)
+    traffic_day(world, day)  # champion-only traffic: the clicks the profiles are built from
+    assert dg.materialize([user_profiles], resources=resources, instance=instance).success
+    profiles = pl.read_parquet(home.user_profiles)
+    assert profiles["user_id"].n_unique() > 500
+    assert profiles.group_by("user_id").agg(pl.col("weight").sum())["weight"].is_between(0.999, 1.001).all()
+
+    with connect(home.warehouse) as con:
+        ranking_tests.start(con, "ranker-test", "popularity", "genre_taste", traffic_started(day), min_users=100)
+    assert dg.materialize([deployment_plan], resources=resources, instance=instance).success
+    plan = plan_file.read(home.deployment_plan)
+    assert [(e.experiment_id, e.surface, e.design) for e in plan.experiments] == [
+        ("ranker-test", "ranking", "team_draft")]
+
+    traffic_day(world, day + timedelta(days=1))
+    with connect(home.warehouse) as con:
+        teams = con.execute(
+            "SELECT json_extract_string(payload, '$.team') AS team, count(*) FROM marts.fct_feedback_events "
+            "WHERE event_type = 'impression' AND occurred_at::DATE = ? GROUP BY 1 ORDER BY 1",
+            [day + timedelta(days=1)]).fetchall()
+    # every listed movie says which ranker placed it, and the two teams fill the list evenly
+    (_, a), (_, b) = teams
+    assert [t for t, _ in teams] == ["A", "B"] and abs(a - b) / (a + b) < 0.05
+
+    result = dg.materialize([interleaving_analysis], resources=resources, instance=instance)
+    assert result.success
+    with connect(home.warehouse) as con:
+        row = con.execute("SELECT users, wins_a, wins_b, ties, preference_b, ci_low, p_value, required_users, "
+                          "winner FROM experiments.interleaving_results").fetchall()[-1]
+        status = con.execute("SELECT status, verdict FROM experiments.ranking_tests").fetchall()
+    users, wins_a, wins_b, ties, preference_b, ci_low, p_value, required, winner = row
+    assert winner == "genre_taste" and wins_b > wins_a and ci_low > 0.5 and p_value < 0.05, row
+    assert users > 500 and required < users  # the observed gap needed fewer users than the test had
+    assert status[0][0] == "decided" and "genre_taste beats popularity" in status[0][1]
+    assert plan_file.read(home.deployment_plan).experiments == ()  # decided: out of the plan
+
+
+def traffic_started(day: date):
+    from datetime import UTC, datetime, time
+
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC).replace(tzinfo=None)

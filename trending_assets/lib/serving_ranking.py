@@ -1,0 +1,91 @@
+"""How ``/trending`` orders its movies: by popularity, or by the ranker a ranking experiment gives the user.
+
+A ranking experiment is a plan ``Experiment`` on surface ``ranking`` whose variants name rankers
+(``rankers.RANKERS``). With design ``ab`` the user's variant orders the list. With design ``team_draft`` every
+allocated user sees one list merged from both rankers' orders (the same list for the same request id in every
+process), and each position records the team (A: the first variant, B: the
+second) that contributed it: the impression log carries it, and clicks on it are credited to that team.
+
+Rankers choose among the ``CANDIDATES`` most popular catalog movies. A personalised ranker reads the user's genre
+profile, published by the ``serving/user_profiles`` asset from the genres shown on the movies the user clicked
+(``serving_catalog.build_profiles``); a user without one is ranked by popularity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from trending_assets.lib import assignment, interleaving, rankers
+from trending_assets.lib.deployment_plan import DeploymentPlan
+
+CANDIDATES = 100
+TEAMS = ("A", "B")
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The catalog rows to list, in order; the team of each row when interleaved; the exposure to log, if any."""
+
+    rows: list[int]
+    teams: list[str] | None = None
+    exposure: assignment.Assignment | None = None
+    payload: dict | None = None
+
+
+def rank(plan: DeploymentPlan, user_id: str, limit: int, catalog, scored, profile: dict[str, float],
+         model_version: str, request_id: str = "") -> Ranked:
+    """The rows of ``catalog.frame`` (sorted by popularity) that ``user_id`` sees, best first.
+
+    ``scored`` holds the user's model's genres for every catalog row (the candidates' genres); ``profile`` is the
+    user's genre profile; ``model_version`` serves them. ``request_id`` seeds the interleaving.
+    """
+    height = catalog.frame.height
+    chosen = assignment.assign_variant(plan, "ranking", user_id)
+    if chosen is None:
+        return Ranked(list(range(min(limit, height))))
+    experiment, variant = chosen
+    rows = range(min(CANDIDATES, height))
+    popularity = catalog.frame["popularity"].fill_null(0.0)
+    ids = catalog.frame["movie_id"]
+    candidates = [rankers.Candidate(ids[r], float(popularity[r]), tuple(scored.names(r))) for r in rows]
+    payload = {"surface": "ranking", "design": experiment.design}
+    if experiment.design == "ab":
+        order = rankers.RANKERS[variant.ranker](candidates, profile)[:limit]
+        return Ranked([catalog.rows[m] for m in order], None,
+                      assignment.Assignment(model_version, "experiment", experiment.experiment_id, variant.name),
+                      {**payload, "ranker": variant.ranker})
+    first, second = experiment.variants
+    merged = interleaving.interleave_for(rankers.RANKERS[first.ranker](candidates, profile),
+                                         rankers.RANKERS[second.ranker](candidates, profile), limit,
+                                         experiment.salt, user_id, request_id, method=experiment.design)
+    return Ranked([catalog.rows[m] for m in merged.items], list(merged.teams),
+                  assignment.Assignment(model_version, "experiment", experiment.experiment_id, "interleaved"),
+                  {**payload, "rankers": {"A": first.ranker, "B": second.ranker}})
+
+
+
+class Profiles:
+    """Users' genre profiles from the published file (``serving/user_profiles``), re-read when it changes."""
+
+    def __init__(self, path: Path):
+        self.path, self.stamp, self.by_user = path, None, {}
+
+    def refresh(self) -> bool:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self.stamp:
+            return False
+        by_user: dict[str, dict[str, float]] = {}
+        for user_id, genre, weight in pl.read_parquet(self.path).iter_rows():
+            by_user.setdefault(user_id, {})[genre] = weight
+        self.stamp, self.by_user = stamp, by_user  # swapped whole: a request sees one file or the other
+        return True
+
+    def of(self, user_id: str) -> dict[str, float]:
+        return self.by_user.get(user_id, {})
