@@ -296,3 +296,24 @@ def test_cascade_expected_clicks_match_sampled_clicks(world: Synthetic):
     assert np.allclose(cascade.reach(np.zeros(5)), 1 / (1 + np.arange(5)) ** cascade.ETA)
     clicked = cascade.clicks(movies, taste, world.genres_of, rng)
     assert clicked == sorted(clicked) and all(0 <= k < LENGTH for k in clicked)
+
+
+def test_a_ranking_test_is_decided_on_the_always_valid_p_value_once_enough_users_prefer_a_ranker():
+    from datetime import datetime
+
+    import polars as pl
+
+    from trending_assets.lib import ranking_tests
+
+    test = ranking_tests.RankingTest("t", "team_draft", "t-salt", "popularity", "genre_taste", 100.0, 100,
+                                     "running", datetime(2026, 1, 1))
+    # 60 users prefer B, 40 prefer A, 50 never clicked: the one-look sign test says p=0.057, and nothing is decided
+    credits = pl.DataFrame({"user_id": [f"u{i}" for i in range(150)],
+                            "credit_a": [1] * 40 + [0] * 60 + [0] * 50, "credit_b": [0] * 40 + [2] * 60 + [0] * 50})
+    small = ranking_tests.analyse(test, credits)
+    assert not small["decided"] and small["winner"] is None and small["sequential_p"] > small["verdict"].p_value
+    big = ranking_tests.analyse(test, pl.concat([credits] * 12))  # the same shares on 1200 users with a preference
+    assert big["decided"] and big["winner"] == "genre_taste" and big["sequential_p"] < 0.05
+    assert "genre_taste beats popularity" in big["line"] and "always-valid p=" in big["line"]
+    # a later look never raises the always-valid p-value above an earlier one
+    assert ranking_tests.analyse(test, credits, previous_sequential_p=0.01)["sequential_p"] == 0.01

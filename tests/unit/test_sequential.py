@@ -10,8 +10,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import norm
 
+from trending_assets.lib import sequential
 from trending_assets.lib.ab_stats import two_proportion_test
 from trending_assets.lib.sequential import (
     SequentialResult,
@@ -206,3 +208,20 @@ def test_msprt_still_detects_a_real_effect_with_daily_peeking():
     p = msprt_p_values(rate_t - rate_c, (rate_c * (1 - rate_c) + rate_t * (1 - rate_t)) / n, default_tau2(MDE))
     # 7,000 users per arm is ~1.8x the fixed-horizon plan (3,835): the always-valid test should find most effects.
     assert np.mean(p[:, -1] < ALPHA) > 0.6
+
+
+def test_the_interleaving_sign_test_stays_valid_under_daily_peeking_and_finds_a_real_preference():
+    rng = np.random.default_rng(4)
+    naive = always_valid = 0
+    runs = 400
+    for _ in range(runs):  # A/A: every user with a preference is a coin flip; ten daily looks of 150 more users
+        wins_b = np.cumsum(rng.binomial(150, 0.5, size=10))
+        totals = 150 * np.arange(1, 11)
+        p_fixed = [stats.binomtest(int(b), int(n), 0.5).pvalue for b, n in zip(wins_b, totals)]
+        p_seq = [sequential.sign_test_p_value(int(n - b), int(b)) for b, n in zip(wins_b, totals)]
+        naive += min(p_fixed) < 0.05
+        always_valid += min(p_seq) < 0.05
+    assert always_valid / runs <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / runs)
+    assert naive / runs > 0.10  # stopping at the first fixed-horizon p < 0.05 is the inflation this prevents
+    assert sequential.sign_test_p_value(800, 1200) < 1e-6  # 60% of 2000 users prefer B
+    assert sequential.sign_test_p_value(40, 60) > 0.05  # the same share on 100 users is not enough

@@ -6,19 +6,20 @@ payload) and the team of every listed position in the impression's payload; clie
 request id with each click. A click is credited to the team whose ranker placed the clicked movie; a user prefers
 the ranker credited with more of their clicks over the whole test; the verdict is a sign test over users with a
 preference (``interleaving.verdict_from_counts``), and the power analysis plans how many users a gap of the
-pilot's size needs (``interleaving.required_users``).
+pilot's size needs (``interleaving.required_users``). The analysis runs after every feedback update, so the test
+is decided on the always-valid p-value of a Beta-mixture SPRT (``sequential.sign_test_p_value``, running minimum
+over looks), not on the sign test's p-value, which is valid for one look only.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
-from trending_assets.lib import deployment_plan, interleaving
+from trending_assets.lib import deployment_plan, interleaving, sequential
 from trending_assets.lib.ingest import utc_now
 from trending_assets.lib.rankers import RANKERS
 from trending_assets.lib.warehouse import table_exists
@@ -51,9 +52,10 @@ DDL = (
         preference_b DOUBLE,                   -- B's share of users with a preference
         ci_low DOUBLE,                         -- of preference_b
         ci_high DOUBLE,
-        p_value DOUBLE,
+        p_value DOUBLE,                        -- the sign test at this look (valid for one look only)
+        sequential_p DOUBLE,                   -- always-valid: the running minimum over looks; decides the test
         required_users BIGINT,                 -- exposed users for 80% power at the observed gap
-        winner VARCHAR
+        winner VARCHAR                         -- the preferred ranker once decided, else NULL
     )""",
 )
 
@@ -139,8 +141,10 @@ def user_credits(con: duckdb.DuckDBPyConnection, test: RankingTest) -> pl.DataFr
         params=[test.experiment_id, test.started_at, test.started_at, test.started_at]).pl()
 
 
-def analyse(test: RankingTest, credits: pl.DataFrame, alpha: float = 0.05, power: float = 0.8) -> dict:
-    """The verdict so far, the users 80% power needs at the observed gap, and whether the test is decided."""
+def analyse(test: RankingTest, credits: pl.DataFrame, previous_sequential_p: float = 1.0, alpha: float = 0.05,
+            power: float = 0.8) -> dict:
+    """The verdict so far, its always-valid p-value (``previous_sequential_p``: the lowest of earlier looks), the
+    users 80% power needs at the observed gap, and whether the test is decided."""
     wins_a = int((credits["credit_a"] > credits["credit_b"]).sum())
     wins_b = int((credits["credit_b"] > credits["credit_a"]).sum())
     clicked = int(((credits["credit_a"] + credits["credit_b"]) > 0).sum())
@@ -150,21 +154,26 @@ def analyse(test: RankingTest, credits: pl.DataFrame, alpha: float = 0.05, power
     if wins_a + wins_b and wins_a != wins_b:
         p_win, tie_share = interleaving.effect_from_pilot(verdict)
         required = interleaving.required_users(p_win, tie_share, alpha, power)
-    decided = verdict.winner is not None and wins_a + wins_b >= test.min_users
-    return {"verdict": verdict, "required_users": required, "decided": decided, "line": verdict.line()}
+    sequential_p = min(previous_sequential_p, sequential.sign_test_p_value(wins_a, wins_b))
+    decided = sequential_p < alpha and wins_a != wins_b and wins_a + wins_b >= test.min_users
+    line = f"{verdict.line()}; always-valid p={sequential_p:.2g}"
+    return {"verdict": verdict, "sequential_p": sequential_p, "required_users": required, "decided": decided,
+            "winner": (test.ranker_b if wins_b > wins_a else test.ranker_a) if decided else None, "line": line}
+
+
+def previous_sequential_p(con: duckdb.DuckDBPyConnection, experiment_id: str) -> float:
+    """The lowest always-valid p-value of the test's earlier looks (1 before the first)."""
+    ensure_schema(con)
+    rows = con.execute("SELECT min(sequential_p) FROM experiments.interleaving_results WHERE experiment_id = ?",
+                       [experiment_id]).fetchall()
+    return 1.0 if rows[0][0] is None else float(rows[0][0])
 
 
 def save(con: duckdb.DuckDBPyConnection, test: RankingTest, result: dict) -> None:
     """Append the analysis to ``experiments.interleaving_results``."""
     v = result["verdict"]
     preference_b = None if v.wins_a + v.wins_b == 0 else v.wins_b / (v.wins_a + v.wins_b)
-    con.execute("INSERT INTO experiments.interleaving_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute("INSERT INTO experiments.interleaving_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [test.experiment_id, utc_now(), test.ranker_a, test.ranker_b, v.users, v.wins_a, v.wins_b, v.ties,
-                 preference_b, 1 - v.ci_high, 1 - v.ci_low, v.p_value, result["required_users"],
-                 {"A": test.ranker_a, "B": test.ranker_b}.get(v.winner, v.winner)])
-
-
-def as_json(result: dict) -> str:
-    v = result["verdict"]
-    return json.dumps({"users": v.users, "wins_a": v.wins_a, "wins_b": v.wins_b, "ties": v.ties,
-                       "p_value": v.p_value, "required_users": result["required_users"], "line": result["line"]})
+                 preference_b, 1 - v.ci_high, 1 - v.ci_low, v.p_value, result["sequential_p"],
+                 result["required_users"], result["winner"]])

@@ -164,3 +164,19 @@ def _cumulative(*daily: Sequence[float], counts: tuple[int, ...]) -> list[np.nda
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den`` where ``den > 0``, NaN elsewhere (a look before an arm has users carries no evidence)."""
     return np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den > 0)
+
+
+def sign_test_p_value(wins_a: int, wins_b: int, prior: float = 1.0) -> float:
+    """1/Lambda for an interleaving verdict at one look: the Beta(prior, prior)-mixture likelihood ratio of B's
+    share among users with a preference against a share of 1/2 (the sign test's null). The same argument as the
+    normal mSPRT above makes the running minimum over looks an always-valid p-value.
+
+    Users' preferences are cumulative and may flip between looks, so the looks are not independent Bernoulli
+    additions; under the null every preference is still equally likely either way, which is what the bound needs
+    at each look, and the running minimum is conservative for the looks actually taken.
+    """
+    from scipy.special import betaln
+
+    n = wins_a + wins_b
+    log_ratio = betaln(wins_b + prior, wins_a + prior) - betaln(prior, prior) + n * np.log(2.0)
+    return float(min(1.0, np.exp(-log_ratio)))

@@ -18,14 +18,15 @@ KEY = dg.AssetKey(["experiments", "interleaving_analysis"])
     kinds={"duckdb", "scipy"}, pool=WAREHOUSE_POOL, automation_condition=on_upstream_update(),
     description="Each running team-draft interleaving test of two /trending rankers (experiments.ranking_tests): "
     "clicks credited to the ranker that placed the movie, each user's preference, a sign test with a Wilson "
-    "interval and the users 80% power needs at the observed gap. Rows in experiments.interleaving_results.",
+    "interval, its always-valid p-value (decides) and the users 80% power needs at the observed gap. Rows in experiments.interleaving_results.",
 )
 def interleaving_analysis(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     rows = []
     with warehouse.connect() as con:
         ranking_tests.ensure_schema(con)
         for test in ranking_tests.running(con):
-            result = ranking_tests.analyse(test, ranking_tests.user_credits(con, test))
+            result = ranking_tests.analyse(test, ranking_tests.user_credits(con, test),
+                                           ranking_tests.previous_sequential_p(con, test.experiment_id))
             ranking_tests.save(con, test, result)
             if result["decided"]:
                 ranking_tests.finish(con, test.experiment_id, "decided", result["line"])
@@ -35,6 +36,7 @@ def interleaving_analysis(context: dg.AssetExecutionContext, warehouse: Warehous
             v = result["verdict"]
             rows.append({"experiment": test.experiment_id, "A": test.ranker_a, "B": test.ranker_b, "users": v.users,
                          "prefer A": v.wins_a, "prefer B": v.wins_b, "ties": v.ties, "p": v.p_value,
+                         "always-valid p": result["sequential_p"],
                          "needed": result["required_users"], "decided": result["decided"], "verdict": result["line"]})
     if not rows:
         return dg.MaterializeResult(metadata={"status": "no running interleaving test"})
