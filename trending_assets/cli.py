@@ -218,6 +218,33 @@ def cmd_interleave_stop(args: argparse.Namespace) -> None:
     print(f"stopped {args.id}: {args.reason}")
 
 
+def cmd_bandit_start(args: argparse.Namespace) -> None:
+    from trending_assets.lib import experiment_store, ranking_bandits, rollout, warehouse
+
+    arms = [r.strip() for r in args.rankers.split(",") if r.strip()]
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        experiment_store.ensure_schema(con)
+        started = experiment_store.watermark(con) or date(1970, 1, 1)
+        bandit = ranking_bandits.start(con, args.id, arms, started, floor=args.floor, warmup=args.warmup)
+        plan = rollout.publish_plan(con, home.deployment_plan)
+    print(f"bandit {bandit.experiment_id} running over {', '.join(arms)}: uniform until each has {bandit.warmup} "
+          f"requests, then Thompson sampling on clicks with {bandit.floor:.0%} spread evenly; plan "
+          f"{plan.plan_id if plan else '(none yet: no champion)'} published")
+
+
+def cmd_bandit_stop(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ranking_bandits, rollout, warehouse
+
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        if args.id not in {b.experiment_id for b in ranking_bandits.running(con)}:
+            raise ValueError(f"no running bandit {args.id!r}; `trending experiments` lists them")
+        ranking_bandits.stop(con, args.id, args.reason)
+        rollout.publish_plan(con, home.deployment_plan)
+    print(f"stopped {args.id}: {args.reason}")
+
+
 def cmd_experiments(args: argparse.Namespace) -> None:
     from trending_assets.lib import experiment_report, warehouse
 
@@ -326,6 +353,19 @@ def parser() -> argparse.ArgumentParser:
     il_stop.add_argument("id")
     il_stop.add_argument("--reason", required=True)
     il_stop.set_defaults(func=cmd_interleave_stop)
+
+    bandit = sub.add_parser("bandit", help="bandits over /trending rankers, with off-policy evaluation")
+    bandit_sub = bandit.add_subparsers(dest="bandit_command", required=True)
+    b_start = bandit_sub.add_parser("start", help="start a Thompson-sampling bandit; the plan gains it at once")
+    b_start.add_argument("--id", default="ranker-bandit", help="experiment id (unique)")
+    b_start.add_argument("--rankers", default="popularity,genre_taste", help="the arms, the incumbent first")
+    b_start.add_argument("--floor", type=float, default=0.1, help="share of traffic spread evenly over the arms")
+    b_start.add_argument("--warmup", type=_positive, default=200, help="requests per arm before traffic moves")
+    b_start.set_defaults(func=cmd_bandit_start)
+    b_stop = bandit_sub.add_parser("stop", help="stop a running bandit")
+    b_stop.add_argument("id")
+    b_stop.add_argument("--reason", required=True)
+    b_stop.set_defaults(func=cmd_bandit_stop)
 
     experiments = sub.add_parser("experiments", help="rollouts, their phase history and latest verdicts")
     experiments.set_defaults(func=cmd_experiments)

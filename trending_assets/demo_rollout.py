@@ -39,6 +39,7 @@ def production_days(plan, home: TrendingHome, first: date, days: int, daemon, la
                                      feedback_days=traffic_days)
         seen = _print_moves(home, seen, echo)
         _print_verdicts(home, verdicts, echo)
+        _print_bandits(home, echo)
         day += timedelta(days=1)
         if until(_rollouts(home)):
             break
@@ -71,17 +72,22 @@ def start_vibe_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
 
 def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
     """The third scenario: the personalised ranker (genre_taste) interleaved with popularity in /trending."""
-    from trending_assets.lib import ranking_tests
+    from trending_assets.lib import ranking_bandits, ranking_tests
 
     with warehouse.connect(home.warehouse) as con:
         experiment_store.ensure_schema(con)
         test = ranking_tests.start(con, "ranker-test", "popularity", "genre_taste", experiment_store.watermark(con),
-                                   min_users=200)
+                                   allocation_percent=50.0, min_users=200)
+        bandit = ranking_bandits.start(con, "ranker-bandit", ["popularity", "genre_taste"],
+                                       experiment_store.watermark(con), floor=0.1, warmup=200)
         rollout.publish_plan(con, home.deployment_plan)
-    echo(f"interleaving test {test.experiment_id}: team-draft lists from {test.ranker_a} (A) and {test.ranker_b} "
-         f"(B) for every visitor; each click credits the ranker that placed the movie; decided by a sign test once "
-         f"{test.min_users} users prefer one (genre_taste reads the profiles serving/user_profiles builds from "
-         "yesterday's clicks)")
+    echo(f"interleaving test {test.experiment_id} (half the visitors): team-draft lists from {test.ranker_a} (A) and "
+         f"{test.ranker_b} (B); each click credits the ranker that placed the movie; decided on an always-valid sign "
+         f"test once {test.min_users} users prefer one (genre_taste reads the profiles serving/user_profiles builds "
+         "from earlier clicks)")
+    echo(f"bandit {bandit.experiment_id} (the other half): Thompson sampling between the same rankers on clicks, "
+         f"{bandit.floor:.0%} floor; each day the off-policy gate asks whether always serving one ranker beats the "
+         "logged mix")
 
 
 def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str:
@@ -168,6 +174,23 @@ def _print_verdicts(home: TrendingHome, printed: set[str], echo: Callable[[str],
                      if needed.get(experiment_id) else "")
             echo(f"  {experiment_id}: {status}: {verdict}{power}")
             printed.add(experiment_id)
+
+
+def _print_bandits(home: TrendingHome, echo: Callable[[str], None]) -> None:
+    """Each running bandit's newest analysis: weights, and the off-policy value of always serving each ranker."""
+    from trending_assets.lib import ranking_bandits
+
+    with warehouse.connect(home.warehouse) as con:
+        ranking_bandits.ensure_schema(con)
+        rows = con.execute(
+            "SELECT r.experiment_id, arm, requests, click_rate, next_weight, dr, dr_low, dr_high, logged_value, "
+            "gate_passed FROM experiments.bandit_results r JOIN (SELECT experiment_id, max(analysed_at) AS newest "
+            "FROM experiments.bandit_results GROUP BY 1) n ON r.experiment_id = n.experiment_id AND "
+            "r.analysed_at = n.newest ORDER BY 1, 2").fetchall()
+    for experiment_id, arm, requests, rate, weight, dr, low, high, logged, passed in rows:
+        echo(f"  {experiment_id}: {arm} {requests} requests, click rate {rate or 0:.3f}, next weight {weight:.0%}; "
+             f"always {arm}: DR {dr:.3f} [{low:.3f}, {high:.3f}] vs logged {logged:.3f}: "
+             f"{'OPE gate passed' if passed else 'not proven better'}")
 
 
 def _print_moves(home: TrendingHome, seen: int, echo: Callable[[str], None]) -> int:

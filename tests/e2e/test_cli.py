@@ -167,6 +167,8 @@ def test_serving_from_the_cli_an_ab_test_in_process_traffic_then_real_http(mater
     (["interleave", "start", "--rankers", "popularity"], "give exactly two rankers, the incumbent first"),
     (["interleave", "start", "--rankers", "popularity,trendy"], "'trendy' is not a ranker; use one of popularity"),
     (["interleave", "stop", "ranker-test", "--reason", "enough"], "no running interleaving test 'ranker-test'"),
+    (["bandit", "start", "--rankers", "popularity,trendy"], "'trendy' not a ranker; use rankers from popularity"),
+    (["bandit", "start", "--floor", "0"], "--floor 0.0: give a share in (0, 1)"),
 ])
 def test_cli_errors_name_the_bad_value_and_the_fix(tmp_path, args, message):
     result = run(tmp_path / "empty-home", *args, check=False)

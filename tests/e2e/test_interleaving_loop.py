@@ -1,7 +1,7 @@
-"""An interleaving test of two /trending rankers in one process, every hop real except the daemon: the audience
-browses the router, its clicks build the user profiles the personalised ranker reads, a team-draft test of
-popularity (A) against genre_taste (B) is started, and after a day of traffic interleaving_analysis decides it
-from the event log (ingested, built by dbt) and takes it out of the plan."""
+"""Experiments on the /trending rankers in one process, every hop real except the daemon: the audience browses the
+router and its clicks build the user profiles the personalised ranker reads. Then a team-draft test of popularity
+(A) against genre_taste (B), decided by interleaving_analysis from a day of the event log (ingested, built by dbt);
+and a bandit between the same rankers, whose weights and off-policy gate come from ranking_bandit."""
 
 from datetime import date, timedelta
 
@@ -13,12 +13,12 @@ from dagster_dbt import DbtCliResource
 from trending_assets import traffic
 from trending_assets.defs.dbt.assets import trending_dbt
 from trending_assets.defs.dbt.resources import DBT_EXECUTABLE, dbt_project
-from trending_assets.defs.experiments.ranking_tests import interleaving_analysis
+from trending_assets.defs.experiments.ranking import interleaving_analysis, ranking_bandit
 from trending_assets.defs.ingest.assets import raw_assets
 from trending_assets.defs.serving.assets import catalog, deployment_plan, user_profiles
 from trending_assets.defs.warehouse.resources import WarehouseResource
 from trending_assets.lib import deployment_plan as plan_file
-from trending_assets.lib import ranking_tests, registry, training, window_store
+from trending_assets.lib import ranking_bandits, ranking_tests, registry, training, window_store
 from trending_assets.lib.home import TrendingHome
 from trending_assets.lib.simulator import simulate
 from trending_assets.lib.warehouse import connect
@@ -54,6 +54,8 @@ def world(tmp_path_factory):
         registry.set_stage(con, version.version_id, "staging", "test:setup", "the champion")
         registry.set_alias(con, "champion", version.version_id, "test:setup", "first champion")
     assert dg.materialize([catalog, deployment_plan], resources=resources, instance=instance).success
+    traffic_day(world, START + timedelta(days=WORLD_DAYS))  # champion-only: the clicks profiles are built from
+    assert dg.materialize([user_profiles], resources=resources, instance=instance).success
     return world
 
 
@@ -66,8 +68,6 @@ def traffic_day(world, day: date) -> None:
 def test_team_draft_interleaving_finds_the_personalised_ranker_better_and_ends_the_test(world):
     home, instance, resources = world
     day = START + timedelta(days=WORLD_DAYS)
-    traffic_day(world, day)  # champion-only traffic: the clicks the profiles are built from
-    assert dg.materialize([user_profiles], resources=resources, instance=instance).success
     profiles = pl.read_parquet(home.user_profiles)
     assert profiles["user_id"].n_unique() > 500
     assert profiles.group_by("user_id").agg(pl.col("weight").sum())["weight"].is_between(0.999, 1.001).all()
@@ -100,6 +100,33 @@ def test_team_draft_interleaving_finds_the_personalised_ranker_better_and_ends_t
     assert users > 500 and required < users  # the observed gap needed fewer users than the test had
     assert status[0][0] == "decided" and "genre_taste beats popularity" in status[0][1]
     assert plan_file.read(home.deployment_plan).experiments == ()  # decided: out of the plan
+
+
+def test_a_bandit_moves_traffic_to_the_better_ranker_and_its_logs_prove_it_off_policy(world):
+    home, instance, resources = world
+    day = START + timedelta(days=WORLD_DAYS + 2)
+    with connect(home.warehouse) as con:
+        bandit = ranking_bandits.start(con, "ranker-bandit", ["popularity", "genre_taste"], traffic_started(day),
+                                       floor=0.2, warmup=100)
+    assert dg.materialize([deployment_plan], resources=resources, instance=instance).success
+    experiment = plan_file.read(home.deployment_plan).experiment("ranker-bandit")
+    assert experiment.design == "bandit" and [v.weight for v in experiment.variants] == [0.5, 0.5]  # warm-up
+
+    traffic_day(world, day + timedelta(days=1))
+    result = dg.materialize([ranking_bandit], resources=resources, instance=instance)
+    assert result.success
+    with connect(home.warehouse) as con:
+        logged = ranking_bandits.decisions(con, bandit)
+        rows = {r[0]: r[1:] for r in con.execute(
+            "SELECT arm, requests, click_rate, next_weight, dr_low, logged_value, gate_passed "
+            "FROM experiments.bandit_results").fetchall()}
+    assert logged["propensity"].unique().to_list() == [0.5]  # what the plan gave each arm, logged per request
+    assert rows["genre_taste"][1] > rows["popularity"][1]  # more requests with a click
+    assert rows["genre_taste"][2] > 0.5 > rows["popularity"][2] >= 0.1  # traffic moves; the floor holds
+    assert rows["genre_taste"][3] > rows["genre_taste"][4] and rows["genre_taste"][5]  # OPE gate passed
+    assert not rows["popularity"][5]
+    weights = {v.name: v.weight for v in plan_file.read(home.deployment_plan).experiment("ranker-bandit").variants}
+    assert weights["genre_taste"] == rows["genre_taste"][2]  # the plan was republished with the new weights
 
 
 def traffic_started(day: date):

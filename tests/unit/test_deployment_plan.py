@@ -110,6 +110,7 @@ BROKEN = {
     "interleaving off the ranking surface": (_ranking_test(surface="vibe_tags"), "experiments[2].design"),
     "interleaving three rankers": (_ranking_test(rankers=("popularity", "genre_taste", "popularity")),
                                    "experiments[2].variants"),
+    "a bandit off the ranking surface": (_ranking_test(design="bandit", surface="vibe_tags"), "experiments[2].design"),
     "wrong schema version": (_set("schema_version", value=2), "schema_version"),
     "no schema version": (_drop("schema_version"), "schema_version"),
     "unknown top-level key": (_set("champoin", value="v1"), "champoin"),

@@ -25,10 +25,10 @@ from trending_assets.lib.rankers import RANKERS
 
 SCHEMA_VERSION = 1
 SURFACES = ("genres", "vibe_tags", "ranking")
-# how an experiment compares its variants: users split between them, or (rankers only) one team-draft interleaved
-# list, whose log (the team of each position) is all its credit needs; balanced interleaving, whose credit needs
-# both original rankings, is in lib/interleaving but not served
-DESIGNS = ("ab", "team_draft")
+# how an experiment compares its variants: users split between them by fixed weights (ab) or by a bandit's current
+# probabilities (bandit), or (rankers only) one team-draft interleaved list, whose log (the team of each position) is
+# all its credit needs; balanced interleaving, whose credit needs both original rankings, is not served
+DESIGNS = ("ab", "bandit", "team_draft")
 WEIGHT_TOLERANCE = 1e-6
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,9 @@ def _validate(plan: DeploymentPlan) -> None:
                                             f"{', '.join(RANKERS)}; name a ranker")
         _check(e.design in DESIGNS, f"{at}.design: {e.design!r} is not one of {', '.join(DESIGNS)}")
         if e.design != "ab":
-            _check(e.surface == "ranking", f"{at}.design: {e.design} interleaves rankings; use it on surface "
-                                           "ranking, or design ab")
+            _check(e.surface == "ranking", f"{at}.design: {e.design} is for rankers; use it on surface ranking, "
+                                           "or design ab")
+        if e.design == "team_draft":
             _check(len(e.variants) == 2, f"{at}.variants: {len(e.variants)} given; interleaving compares exactly 2")
         total = math.fsum(v.weight for v in e.variants)
         _check(abs(total - 1) <= WEIGHT_TOLERANCE, f"{at}.variants: weights sum to {total}; make them sum to 1")

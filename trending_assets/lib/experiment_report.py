@@ -51,6 +51,20 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
                              f"sign test p={p_value:.3g}; 80% power at this gap needs {needed} users")
             if verdict:
                 lines.append(f"  verdict: {verdict[:300]}")
+    if table_exists(con, "experiments", "bandit_results"):
+        for experiment_id, status, verdict in con.execute(
+                "SELECT experiment_id, status, verdict FROM experiments.ranking_bandits ORDER BY created_at").fetchall():
+            lines.append(f"{experiment_id}: Thompson-sampling bandit over rankers -> {status}")
+            for arm, requests, rate, weight, dr, low, high, logged, passed in con.execute(
+                    "SELECT arm, requests, click_rate, next_weight, dr, dr_low, dr_high, logged_value, gate_passed "
+                    "FROM experiments.bandit_results WHERE experiment_id = ? AND analysed_at = (SELECT max(analysed_at) "
+                    "FROM experiments.bandit_results WHERE experiment_id = ?) ORDER BY arm",
+                    [experiment_id, experiment_id]).fetchall():
+                lines.append(f"  {arm}: {requests} requests, click share {rate or 0:.4f}, weight {weight:.0%}; always "
+                             f"{arm}: DR {dr:.4f} [{low:.4f}, {high:.4f}] vs logged {logged:.4f}"
+                             + (" (OPE gate passed)" if passed else ""))
+            if verdict:
+                lines.append(f"  verdict: {verdict[:300]}")
     lines.append("\nchampion alias history (ml.alias_history):")
     for seq, from_version, to_version, moved_at, actor, why in con.execute(
             "SELECT seq, from_version, to_version, moved_at, actor, reason FROM ml.alias_history "

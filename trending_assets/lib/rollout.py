@@ -20,7 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from trending_assets.lib import ab_stats, ab_tests, deployment_plan, experiment_store, ranking_tests, registry
+from trending_assets.lib import (ab_stats, ab_tests, deployment_plan, experiment_store, ranking_bandits, ranking_tests,
+                                 registry)
 from trending_assets.lib.experiment_analysis import PRIMARY, Analysis
 
 CHAMPION, CHALLENGER, VALIDATED = "champion", "challenger", "production-validated"
@@ -220,7 +221,8 @@ def plan_for(con: duckdb.DuckDBPyConnection, holdout: deployment_plan.Holdout | 
         version = registry.get(con, version_id)
         models[version_id] = deployment_plan.ModelRef(version_id, version.family, version.artifact_path,
                                                       version.artifact_sha256)
-    tests = tuple(test.plan_experiment() for test in [*ab_tests.running(con), *ranking_tests.running(con)])
+    tests = tuple(test.plan_experiment() for test in [*ab_tests.running(con), *ranking_tests.running(con),
+                                                      *ranking_bandits.running(con)])
     return deployment_plan.build(champion.version_id, models, shadows=shadows, canary=canary, experiments=tests,
                                  holdout=holdout)
 

@@ -1,7 +1,9 @@
 """How ``/trending`` orders its movies: by popularity, or by the ranker a ranking experiment gives the user.
 
 A ranking experiment is a plan ``Experiment`` on surface ``ranking`` whose variants name rankers
-(``rankers.RANKERS``). With design ``ab`` the user's variant orders the list. With design ``team_draft`` every
+(``rankers.RANKERS``). With design ``ab`` or ``bandit`` the user's variant orders the list, and the exposure logs
+the variant's weight in the plan as its propensity (a bandit's weights are its current probabilities,
+``ranking_bandits``). With design ``team_draft`` every
 allocated user sees one list merged from both rankers' orders (the same list for the same request id in every
 process), and each position records the team (A: the first variant, B: the
 second) that contributed it: the impression log carries it, and clicks on it are credited to that team.
@@ -52,11 +54,12 @@ def rank(plan: DeploymentPlan, user_id: str, limit: int, catalog, scored, profil
     ids = catalog.frame["movie_id"]
     candidates = [rankers.Candidate(ids[r], float(popularity[r]), tuple(scored.names(r))) for r in rows]
     payload = {"surface": "ranking", "design": experiment.design}
-    if experiment.design == "ab":
+    if experiment.design != "team_draft":  # ab or bandit: the user's variant orders the list
         order = rankers.RANKERS[variant.ranker](candidates, profile)[:limit]
+        # the propensity is the variant's weight in this plan: what off-policy evaluation of a bandit needs
         return Ranked([catalog.rows[m] for m in order], None,
                       assignment.Assignment(model_version, "experiment", experiment.experiment_id, variant.name),
-                      {**payload, "ranker": variant.ranker})
+                      {**payload, "ranker": variant.ranker, "propensity": variant.weight})
     first, second = experiment.variants
     merged = interleaving.interleave_for(rankers.RANKERS[first.ranker](candidates, profile),
                                          rankers.RANKERS[second.ranker](candidates, profile), limit,
