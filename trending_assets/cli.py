@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import date
 
-from trending_assets import environment
+from trending_assets import cli_experiments, environment
 from trending_assets.lib.home import TrendingHome
 
 
@@ -157,94 +157,6 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     print(f"{line}; plan {plan.plan_id if plan else None} published")
 
 
-def cmd_ab_start(args: argparse.Namespace) -> None:
-    from trending_assets.lib import ab_tests, experiment_store, rollout, vibe_tags, warehouse
-
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    for name in variants:
-        vibe_tags.generator_for(name)  # ValueError naming the known generators
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        experiment_store.ensure_schema(con)
-        started = experiment_store.watermark(con) or date(1970, 1, 1)
-        spread = ab_tests.pre_period_spread(con, started)
-        test = ab_tests.start(con, args.id, args.surface, variants, started, mde=args.mde,
-                              baseline=spread[0] if spread else 0.1, sd=spread[1] if spread else None)
-        plan = rollout.publish_plan(con, home.deployment_plan)
-    print(f"A/B test {test.experiment_id} running on {test.surface}: {', '.join(variants)} (control first); power "
-          f"analysis: {test.planned_users_per_arm} users per arm for an MDE of {test.mde} in click-through; plan "
-          f"{plan.plan_id if plan else '(none yet: no champion)'} published")
-
-
-def cmd_ab_stop(args: argparse.Namespace) -> None:
-    from trending_assets.lib import ab_tests, rollout, warehouse
-
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        if args.id not in {t.experiment_id for t in ab_tests.running(con)}:
-            raise ValueError(f"no running A/B test {args.id!r}; `trending experiments` lists them")
-        ab_tests.finish(con, args.id, "stopped", args.reason)
-        rollout.publish_plan(con, home.deployment_plan)
-    print(f"stopped {args.id}: {args.reason}")
-
-
-def cmd_interleave_start(args: argparse.Namespace) -> None:
-    from trending_assets.lib import experiment_store, ranking_tests, rollout, warehouse
-
-    rankers = [r.strip() for r in args.rankers.split(",") if r.strip()]
-    if len(rankers) != 2:
-        raise ValueError(f"--rankers {args.rankers!r}: give exactly two rankers, the incumbent first "
-                         "(e.g. popularity,genre_taste)")
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        experiment_store.ensure_schema(con)
-        started = experiment_store.watermark(con) or date(1970, 1, 1)
-        test = ranking_tests.start(con, args.id, *rankers, started, min_users=args.min_users)
-        plan = rollout.publish_plan(con, home.deployment_plan)
-    print(f"interleaving test {test.experiment_id} running: team-draft lists from {test.ranker_a} (A) and "
-          f"{test.ranker_b} (B); decided by a sign test once {test.min_users} users have a preference; plan "
-          f"{plan.plan_id if plan else '(none yet: no champion)'} published")
-
-
-def cmd_interleave_stop(args: argparse.Namespace) -> None:
-    from trending_assets.lib import ranking_tests, rollout, warehouse
-
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        if args.id not in {t.experiment_id for t in ranking_tests.running(con)}:
-            raise ValueError(f"no running interleaving test {args.id!r}; `trending experiments` lists them")
-        ranking_tests.finish(con, args.id, "stopped", args.reason)
-        rollout.publish_plan(con, home.deployment_plan)
-    print(f"stopped {args.id}: {args.reason}")
-
-
-def cmd_bandit_start(args: argparse.Namespace) -> None:
-    from trending_assets.lib import experiment_store, ranking_bandits, rollout, warehouse
-
-    arms = [r.strip() for r in args.rankers.split(",") if r.strip()]
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        experiment_store.ensure_schema(con)
-        started = experiment_store.watermark(con) or date(1970, 1, 1)
-        bandit = ranking_bandits.start(con, args.id, arms, started, floor=args.floor, warmup=args.warmup)
-        plan = rollout.publish_plan(con, home.deployment_plan)
-    print(f"bandit {bandit.experiment_id} running over {', '.join(arms)}: uniform until each has {bandit.warmup} "
-          f"requests, then Thompson sampling on clicks with {bandit.floor:.0%} spread evenly; plan "
-          f"{plan.plan_id if plan else '(none yet: no champion)'} published")
-
-
-def cmd_bandit_stop(args: argparse.Namespace) -> None:
-    from trending_assets.lib import ranking_bandits, rollout, warehouse
-
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        if args.id not in {b.experiment_id for b in ranking_bandits.running(con)}:
-            raise ValueError(f"no running bandit {args.id!r}; `trending experiments` lists them")
-        ranking_bandits.stop(con, args.id, args.reason)
-        rollout.publish_plan(con, home.deployment_plan)
-    print(f"stopped {args.id}: {args.reason}")
-
-
 def cmd_experiments(args: argparse.Namespace) -> None:
     from trending_assets.lib import experiment_report, warehouse
 
@@ -327,45 +239,7 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument("--target", choices=("canary", "champion"), default="canary")
     rollback.set_defaults(func=cmd_rollback)
 
-    ab = sub.add_parser("ab", help="A/B tests of a serving surface, e.g. vibe-tag prompt variants")
-    ab_sub = ab.add_subparsers(dest="ab_command", required=True)
-    ab_start = ab_sub.add_parser("start", help="start a test; the plan gains it at once")
-    ab_start.add_argument("--id", default="vibe-tags", help="experiment id (unique)")
-    ab_start.add_argument("--surface", choices=("vibe_tags",), default="vibe_tags")
-    ab_start.add_argument("--variants", default="genre_moods_v2,moods_v1",
-                          help="generators, control first: moods_v1, genre_moods_v2, embedding_v1, llm:<prompt>")
-    ab_start.add_argument("--mde", type=float, default=0.01, help="absolute click-through effect to size it for")
-    ab_start.set_defaults(func=cmd_ab_start)
-    ab_stop = ab_sub.add_parser("stop", help="stop a running test without a verdict")
-    ab_stop.add_argument("id")
-    ab_stop.add_argument("--reason", required=True)
-    ab_stop.set_defaults(func=cmd_ab_stop)
-
-    interleave = sub.add_parser("interleave", help="interleaving tests of /trending rankers")
-    interleave_sub = interleave.add_subparsers(dest="interleave_command", required=True)
-    il_start = interleave_sub.add_parser("start", help="start a team-draft test; the plan gains it at once")
-    il_start.add_argument("--id", default="ranker-test", help="experiment id (unique)")
-    il_start.add_argument("--rankers", default="popularity,genre_taste", help="two rankers, the incumbent first")
-    il_start.add_argument("--min-users", type=_positive, default=100,
-                          help="users with a preference before a verdict")
-    il_start.set_defaults(func=cmd_interleave_start)
-    il_stop = interleave_sub.add_parser("stop", help="stop a running test without a verdict")
-    il_stop.add_argument("id")
-    il_stop.add_argument("--reason", required=True)
-    il_stop.set_defaults(func=cmd_interleave_stop)
-
-    bandit = sub.add_parser("bandit", help="bandits over /trending rankers, with off-policy evaluation")
-    bandit_sub = bandit.add_subparsers(dest="bandit_command", required=True)
-    b_start = bandit_sub.add_parser("start", help="start a Thompson-sampling bandit; the plan gains it at once")
-    b_start.add_argument("--id", default="ranker-bandit", help="experiment id (unique)")
-    b_start.add_argument("--rankers", default="popularity,genre_taste", help="the arms, the incumbent first")
-    b_start.add_argument("--floor", type=float, default=0.1, help="share of traffic spread evenly over the arms")
-    b_start.add_argument("--warmup", type=_positive, default=200, help="requests per arm before traffic moves")
-    b_start.set_defaults(func=cmd_bandit_start)
-    b_stop = bandit_sub.add_parser("stop", help="stop a running bandit")
-    b_stop.add_argument("id")
-    b_stop.add_argument("--reason", required=True)
-    b_stop.set_defaults(func=cmd_bandit_stop)
+    cli_experiments.add_parsers(sub, _positive)
 
     experiments = sub.add_parser("experiments", help="rollouts, their phase history and latest verdicts")
     experiments.set_defaults(func=cmd_experiments)
