@@ -76,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
                          movies_per_day=args.movies_per_day, families=args.families,
                          min_new_labeled=args.min_new, cooldown_hours=args.cooldown_hours,
                          step_timeout_s=args.timeout, production_days=args.production_days, bad_days=args.bad_days,
-                         traffic_users=args.traffic_users, approval=args.approval)
+                         ranker_days=args.ranker_days, traffic_users=args.traffic_users, approval=args.approval)
     home = environment.configure()
     demo.run(plan, home)
     with warehouse.read_snapshot(home.warehouse_snapshot) as con:
@@ -204,6 +204,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--production-days", type=int, default=8, help="days of API traffic for the staged "
                       "challenger's rollout (0: stop after the weeks)")
     demo.add_argument("--bad-days", type=int, default=6, help="days for a deliberately bad challenger (0: skip)")
+    demo.add_argument("--ranker-days", type=int, default=2, help="days for the ranker interleaving test and bandit "
+                      "(0: skip)")
     demo.add_argument("--traffic-users", type=_positive, default=6000, help="simulated API users (70%% a day)")
     demo.add_argument("--approval", choices=("auto", "manual"), default="auto",
                       help="manual: a validated challenger waits for `trending approve`")

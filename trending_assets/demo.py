@@ -8,9 +8,11 @@ minutes, so at each week's end the demo ticks the real ``weekly_retrain_schedule
 instead of waiting for Monday. Every request and its answer is in ``ml.retraining_log``.
 
 Then the world goes on one day at a time with API traffic (``demo_rollout``): the staged challenger is shadowed,
-ramped as a canary, A/B tested at 50% and promoted or rejected by ``rollout_sensor``; finally a challenger trained
-on shuffled genres is staged and must be rolled back by the canary's guardrails. The retrain cooldown goes to
-24 hours for those days (the daemon restarts), so a late drift alarm does not retrain in the middle of them.
+ramped as a canary, A/B tested at 50% and promoted or rejected by ``rollout_sensor``; then a challenger trained
+on shuffled genres is staged and must be rolled back by the canary's guardrails; finally two days of the
+``/trending`` ranker: a team-draft interleaving test and a bandit (with its off-policy gate) between the popularity
+and the personalised ranker. The retrain cooldown goes to 24 hours for those days (the daemon restarts), so a late
+drift alarm does not retrain in the middle of them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class DemoPlan:
     step_timeout_s: float = 900.0
     production_days: int = 8  # days of API traffic for the staged challenger's rollout
     bad_days: int = 6  # days for the deliberately bad challenger to be rolled back
+    ranker_days: int = 2  # days for the ranker experiments (an interleaving test and a bandit), after the rollouts
     traffic_users: int = 6000
     approval: str = "auto"
     max_ab_days: int = 4
@@ -57,7 +60,7 @@ class DemoPlan:
     def start(self, today: date) -> date:
         """The first world day: the world (weeks, then production days) ends by yesterday, so every day has a
         partition."""
-        return today - timedelta(days=7 * self.weeks + self.production_days + self.bad_days)
+        return today - timedelta(days=7 * self.weeks + self.production_days + self.bad_days + self.ranker_days)
 
 
 def policy_environment(plan: DemoPlan) -> dict[str, str]:
@@ -100,7 +103,7 @@ def run(plan: DemoPlan, home: TrendingHome, echo: Callable[[str], None] = print)
                 _settle(landed, plan, daemon, echo)
             else:
                 echo(f"  weekly_retrain_schedule ticked as of {due:%a %Y-%m-%d %H:%M}: {answer.skip_message}")
-        if plan.production_days or plan.bad_days:
+        if plan.production_days or plan.bad_days or plan.ranker_days:
             # restarted here, not inside: the `finally` below must stop whichever daemon is running
             headless.stop_daemon(daemon)
             os.environ["TRENDING_RETRAIN_COOLDOWN_HOURS"] = "24"
@@ -117,15 +120,21 @@ def _production_testing(plan: DemoPlan, home: TrendingHome, daemon, first: date,
          f"visit); rollout_sensor moves the challenger through shadow, canary and A/B (approval: {plan.approval}); "
          "retrain cooldown now 24 h")
     demo_rollout.start_vibe_test(home, echo)
-    demo_rollout.start_ranking_test(home, echo)
     traffic_days: list[str] = []
     day = demo_rollout.production_days(plan, home, first, plan.production_days, daemon, landed, traffic_days,
                                        demo_rollout.first_decision, echo)
     if plan.bad_days:
         echo("\nsecond scenario: a bad challenger")
         bad = demo_rollout.stage_bad_challenger(home, echo)
-        demo_rollout.production_days(plan, home, day, plan.bad_days, daemon, landed, traffic_days,
-                                     demo_rollout.decided(bad), echo)
+        day = demo_rollout.production_days(plan, home, day, plan.bad_days, daemon, landed, traffic_days,
+                                           demo_rollout.decided(bad), echo)
+    if plan.ranker_days:
+        # after the rollouts, not beside them: every visitor in a ranker experiment changes what the model A/B
+        # measures (run beside it, the A/B needed 9048 users per arm instead of 2090 and ended undecided)
+        echo("\nthird scenario: the /trending ranker")
+        demo_rollout.start_ranking_test(home, echo)
+        demo_rollout.production_days(plan, home, day, plan.ranker_days, daemon, landed, traffic_days,
+                                     lambda rollouts: False, echo)
 
 
 def _settle(landed: list[str], plan: DemoPlan, daemon, echo: Callable[[str], None]) -> None:

@@ -16,7 +16,8 @@ def test_demo_monitors_drift_retrains_by_itself_and_leaves_no_process_behind(tmp
     # production testing has its own in-process loop test (test_rollout_loop.py); `make demo` runs it with the daemon
     result = subprocess.run([TRENDING, "demo", "--weeks", "2", "--bootstrap-weeks", "1", "--drift-week", "2",
                              "--scenario", "vocabulary_drift", "--movies-per-day", "80", "--min-new", "200",
-                             "--timeout", "900", "--production-days", "0", "--bad-days", "0"], env=env,
+                             "--timeout", "900", "--production-days", "0", "--bad-days", "0",
+                             "--ranker-days", "0"], env=env,
                             capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
