@@ -16,6 +16,8 @@ Drawing per user and period (sticky assignment) and auditing the realised alloca
 
 from __future__ import annotations
 
+import abc
+
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ class Decision:
     probabilities: dict[str, float]
 
 
-class Policy:
+class Policy(abc.ABC):
     """What every policy shares: named arms, observation counts, warm-up, exploration floor, state and draws."""
 
     PARAMS: tuple[str, ...] = ()  # constructor arguments beyond arms, floor and warmup, kept in the state
@@ -126,8 +128,9 @@ class Policy:
     def _check_context(self, context):
         return None
 
+    @abc.abstractmethod
     def _policy_probabilities(self, context) -> np.ndarray:
-        raise NotImplementedError
+        """The policy's own distribution over the arms, before warm-up and floor."""
 
     def _learn(self, i: int, reward: float, context) -> None:
         pass
