@@ -32,18 +32,6 @@ def cmd_ab_start(args: argparse.Namespace) -> None:
           f"{plan.plan_id if plan else '(none yet: no champion)'} published")
 
 
-def cmd_ab_stop(args: argparse.Namespace) -> None:
-    from trending_assets.lib import ab_tests, rollout, warehouse
-
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        if args.id not in {t.experiment_id for t in ab_tests.running(con)}:
-            raise ValueError(f"no running A/B test {args.id!r}; `trending experiments` lists them")
-        ab_tests.finish(con, args.id, "stopped", args.reason)
-        rollout.publish_plan(con, home.deployment_plan)
-    print(f"stopped {args.id}: {args.reason}")
-
-
 def cmd_interleave_start(args: argparse.Namespace) -> None:
     from trending_assets.lib import experiment_store, ranking_tests, rollout, warehouse
 
@@ -62,18 +50,6 @@ def cmd_interleave_start(args: argparse.Namespace) -> None:
           f"{plan.plan_id if plan else '(none yet: no champion)'} published")
 
 
-def cmd_interleave_stop(args: argparse.Namespace) -> None:
-    from trending_assets.lib import ranking_tests, rollout, warehouse
-
-    home = environment.configure()
-    with warehouse.connect(home.warehouse) as con:
-        if args.id not in {t.experiment_id for t in ranking_tests.running(con)}:
-            raise ValueError(f"no running interleaving test {args.id!r}; `trending experiments` lists them")
-        ranking_tests.finish(con, args.id, "stopped", args.reason)
-        rollout.publish_plan(con, home.deployment_plan)
-    print(f"stopped {args.id}: {args.reason}")
-
-
 def cmd_bandit_start(args: argparse.Namespace) -> None:
     from trending_assets.lib import experiment_store, ranking_bandits, rollout, warehouse
 
@@ -89,16 +65,37 @@ def cmd_bandit_start(args: argparse.Namespace) -> None:
           f"{plan.plan_id if plan else '(none yet: no champion)'} published")
 
 
-def cmd_bandit_stop(args: argparse.Namespace) -> None:
-    from trending_assets.lib import ranking_bandits, rollout, warehouse
+def _stop(args: argparse.Namespace, label: str, running: Callable, stop: Callable) -> None:
+    """End the running experiment ``args.id`` (``running(con)`` lists them, ``stop(con, id, reason)`` ends one) and
+    republish the plan without it."""
+    from trending_assets.lib import rollout, warehouse
 
     home = environment.configure()
     with warehouse.connect(home.warehouse) as con:
-        if args.id not in {b.experiment_id for b in ranking_bandits.running(con)}:
-            raise ValueError(f"no running bandit {args.id!r}; `trending experiments` lists them")
-        ranking_bandits.stop(con, args.id, args.reason)
+        if args.id not in {e.experiment_id for e in running(con)}:
+            raise ValueError(f"no running {label} {args.id!r}; `trending experiments` lists them")
+        stop(con, args.id, args.reason)
         rollout.publish_plan(con, home.deployment_plan)
     print(f"stopped {args.id}: {args.reason}")
+
+
+def cmd_ab_stop(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ab_tests
+
+    _stop(args, "A/B test", ab_tests.running, lambda con, id_, why: ab_tests.finish(con, id_, "stopped", why))
+
+
+def cmd_interleave_stop(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ranking_tests
+
+    _stop(args, "interleaving test", ranking_tests.running,
+          lambda con, id_, why: ranking_tests.finish(con, id_, "stopped", why))
+
+
+def cmd_bandit_stop(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ranking_bandits
+
+    _stop(args, "bandit", ranking_bandits.running, ranking_bandits.stop)
 
 
 def add_parsers(sub, positive: Callable[[str], int]) -> None:
