@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from trending_assets.lib import assignment, genre_model, serving_ranking
+from trending_assets.lib import assignment, genre_model, serving_ranking, watched_file
 from trending_assets.lib.deployment_plan import DeploymentPlan, PlanError, PlanWatcher
 from trending_assets.lib.serving_log import EventLog
 
@@ -94,12 +94,8 @@ class _Catalog:
 
     def refresh(self) -> bool:
         """Re-read the file if it changed; True when it did."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return False
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self.stamp:
+        stamp = watched_file.new_stamp(self.path, self.stamp)
+        if stamp is None:
             return False
         frame = pl.read_parquet(self.path).sort("popularity", descending=True, nulls_last=True)
         self.stamp, self.state = stamp, _CatalogState(frame)

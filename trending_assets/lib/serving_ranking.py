@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from trending_assets.lib import assignment, interleaving, rankers
+from trending_assets.lib import assignment, interleaving, rankers, watched_file
 from trending_assets.lib.deployment_plan import DeploymentPlan
 
 CANDIDATES = 100
@@ -77,12 +77,8 @@ class Profiles:
         self.path, self.stamp, self.by_user = path, None, {}
 
     def refresh(self) -> bool:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return False
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self.stamp:
+        stamp = watched_file.new_stamp(self.path, self.stamp)
+        if stamp is None:
             return False
         by_user: dict[str, dict[str, float]] = {}
         for user_id, genre, weight in pl.read_parquet(self.path).iter_rows():
