@@ -50,19 +50,39 @@ def cmd_interleave_start(args: argparse.Namespace) -> None:
           f"{plan.plan_id if plan else '(none yet: no champion)'} published")
 
 
+# ranking_bandits.POLICIES' keys, named here so that building the parser imports no numpy
+POLICY_NAMES = {"thompson": "Thompson sampling", "ucb1": "UCB1", "epsilon_greedy": "epsilon-greedy"}
+
+
 def cmd_bandit_start(args: argparse.Namespace) -> None:
     from trending_assets.lib import experiment_store, ranking_bandits, rollout, warehouse
 
     arms = [r.strip() for r in args.rankers.split(",") if r.strip()]
+    params = _policy_params(args)
     home = environment.configure()
     with warehouse.connect(home.warehouse) as con:
         experiment_store.ensure_schema(con)
         started = experiment_store.watermark(con) or date(1970, 1, 1)
-        bandit = ranking_bandits.start(con, args.id, arms, started, floor=args.floor, warmup=args.warmup)
+        bandit = ranking_bandits.start(con, args.id, arms, started, floor=args.floor, warmup=args.warmup,
+                                       policy=args.policy, params=params)
         plan = rollout.publish_plan(con, home.deployment_plan)
+    explore = f" (epsilon {params['epsilon']:g})" if "epsilon" in params else ""
     print(f"bandit {bandit.experiment_id} running over {', '.join(arms)}: uniform until each has {bandit.warmup} "
-          f"requests, then Thompson sampling on clicks with {bandit.floor:.0%} spread evenly; plan "
-          f"{plan.plan_id if plan else '(none yet: no champion)'} published")
+          f"requests, then {POLICY_NAMES[bandit.policy]}{explore} on clicks with {bandit.floor:.0%} spread evenly; "
+          f"plan {plan.plan_id if plan else '(none yet: no champion)'} published")
+
+
+def _policy_params(args: argparse.Namespace) -> dict:
+    """The chosen policy's parameters from the flags; a flag of another policy is an error, not silently ignored."""
+    if args.policy != "epsilon_greedy":
+        if args.epsilon is not None:
+            raise ValueError(f"--epsilon {args.epsilon:g} applies to --policy epsilon_greedy only, not "
+                             f"{args.policy}; drop it or choose epsilon_greedy")
+        return {}
+    epsilon = 0.1 if args.epsilon is None else args.epsilon
+    if not 0 <= epsilon <= 1:
+        raise ValueError(f"--epsilon {epsilon:g}: give the share of traffic explored uniformly, in [0, 1]")
+    return {"epsilon": epsilon}
 
 
 def _stop(args: argparse.Namespace, label: str, running: Callable, stop: Callable) -> None:
@@ -129,9 +149,15 @@ def add_parsers(sub, positive: Callable[[str], int]) -> None:
 
     bandit = sub.add_parser("bandit", help="bandits over /trending rankers, with off-policy evaluation")
     bandit_sub = bandit.add_subparsers(dest="bandit_command", required=True)
-    b_start = bandit_sub.add_parser("start", help="start a Thompson-sampling bandit; the plan gains it at once")
+    b_start = bandit_sub.add_parser("start", help="start a bandit; the plan gains it at once")
     b_start.add_argument("--id", default="ranker-bandit", help="experiment id (unique)")
     b_start.add_argument("--rankers", default="popularity,genre_taste", help="the arms, the incumbent first")
+    b_start.add_argument("--policy", choices=tuple(POLICY_NAMES), default="thompson",
+                         help="how traffic moves between the rankers (default thompson). LinUCB is library-only: it "
+                              "needs each user's features when serving, and the plan gives every user one set of "
+                              "weights")
+    b_start.add_argument("--epsilon", type=float, default=None,
+                         help="epsilon_greedy only: share of traffic explored uniformly (default 0.1)")
     b_start.add_argument("--floor", type=float, default=0.1, help="share of traffic spread evenly over the arms")
     b_start.add_argument("--warmup", type=positive, default=200, help="requests per arm before traffic moves")
     b_start.set_defaults(func=cmd_bandit_start)

@@ -101,6 +101,59 @@ def test_the_bootstrap_is_reproducible_and_its_width_follows_the_level():
     assert wide.ci_low < narrow.ci_low < narrow.value < narrow.ci_high < wide.ci_high
 
 
+USERS, REQUESTS_PER_USER = 50, 40
+BASE = np.array([0.10, 0.30])  # mean reward per arm; a user's taste moves both by the same random effect
+
+
+def clustered(rng: np.random.Generator):
+    """A served log: 50 users making 40 requests each, arms drawn uniformly per request, every reward shifted by
+    the user's own effect. Returns (actions, rewards, propensities, "always arm 1", user ids); the truth is
+    BASE[1]."""
+    users = np.repeat(np.arange(USERS), REQUESTS_PER_USER)
+    effect = rng.normal(0, 0.1, USERS)[users]
+    actions = rng.integers(0, 2, users.size)
+    rewards = BASE[actions] + effect + rng.normal(0, 0.05, users.size)
+    always_second = np.tile([0.0, 1.0], (users.size, 1))
+    return actions, rewards, np.full(users.size, 0.5), always_second, [f"u{u}" for u in users]
+
+
+def test_the_user_level_bootstrap_widens_the_interval_of_clustered_logs():
+    a, r, p, pi, users = clustered(np.random.default_rng(10))
+    rows, by_user = snips(a, r, p, pi), snips(a, r, p, pi, groups=users)
+    assert by_user.value == rows.value and by_user.n == rows.n == 2000  # the point estimate does not change
+    assert (by_user.groups, rows.groups) == (USERS, None)
+    # 40 requests of one user are worth about one user: the honest interval is several times wider
+    assert by_user.ci_high - by_user.ci_low > 3 * (rows.ci_high - rows.ci_low)
+    assert by_user.ci_low < by_user.value < by_user.ci_high
+
+
+def test_the_user_level_bootstrap_covers_the_truth_about_95_percent_where_rows_do_not():
+    rng = np.random.default_rng(11)
+    covered = {"rows": 0, "users": 0, "on_policy_users": 0}
+    repetitions = 200
+    for seed in range(repetitions):
+        a, r, p, pi, users = clustered(rng)
+        rows = snips(a, r, p, pi, n_resamples=300, seed=seed)
+        by_user = snips(a, r, p, pi, n_resamples=300, seed=seed, groups=users)
+        logged = on_policy(r, n_resamples=300, seed=seed, groups=users)
+        covered["rows"] += rows.ci_low <= BASE[1] <= rows.ci_high
+        covered["users"] += by_user.ci_low <= BASE[1] <= by_user.ci_high
+        covered["on_policy_users"] += logged.ci_low <= BASE.mean() <= logged.ci_high
+    assert 0.88 <= covered["users"] / repetitions <= 0.99, covered
+    assert 0.88 <= covered["on_policy_users"] / repetitions <= 0.99, covered
+    assert covered["rows"] / repetitions < 0.6, covered  # the row bootstrap is overconfident on served logs
+
+
+def test_one_group_per_row_is_the_row_bootstrap_and_groups_must_match_the_rows():
+    a, r, p, pi, x = simulate(np.random.default_rng(12), 800, SKEWED)
+    for estimator in (ips, snips, doubly_robust):
+        rows, singletons = estimator(a, r, p, pi, seed=3), estimator(a, r, p, pi, seed=3, groups=range(800))
+        assert (singletons.ci_low, singletons.ci_high) == (rows.ci_low, rows.ci_high)
+        assert singletons.groups == 800
+    with pytest.raises(ValueError, match=r"groups need one key per logged row \(800\); got 799"):
+        ips(a, r, p, pi, groups=range(799))
+
+
 def test_effective_sample_size_counts_the_rows_a_deterministic_target_can_use():
     a, r, p, _, _ = simulate(np.random.default_rng(4), 3000)
     always_thriller = np.tile([0.0, 0.0, 1.0], (a.size, 1))

@@ -10,8 +10,14 @@ that arm, see ``bandits``); the candidate gives its probability of every arm on 
 * Doubly robust: a reward model's prediction for the candidate's arms, corrected by IPS on the model's errors.
   Unbiased if either the propensities or the reward model are right, and usually the least noisy.
 
-Intervals are percentile bootstraps over rows. The reward model is fitted once on all rows and held fixed in the
-resamples, a common simplification that makes the DR interval a little narrower than a full refit would.
+Intervals are percentile bootstraps over rows, or over groups of rows when ``groups`` names each row's group
+(e.g. its user). A user who makes many requests contributes rows that share the user's taste, so they are not
+independent: resampling rows then treats 40 requests of one user as 40 users' worth of evidence, and the interval
+comes out too narrow. The cluster bootstrap draws groups with replacement and takes all their rows. Every
+estimator here is a ratio of sums, so each group is reduced once to its sums and a resample adds up drawn group
+sums: exactly the resample of their rows, at the cost of a row bootstrap over the groups. The reward model is fitted
+once on all rows and held fixed in the resamples, a common simplification that makes the DR interval a little
+narrower than a full refit would.
 ``effective_sample_size`` is ``sum(w)^2 / sum(w^2)``: how many on-policy rows the weighted logs are worth.
 """
 
@@ -35,6 +41,7 @@ class Estimate:
     ci_high: float
     n: int
     effective_sample_size: float
+    groups: int | None = None  # the groups the bootstrap resampled; None when it resampled rows
 
     def as_dict(self) -> dict:
         """The fields as plain Python values (for metadata and JSON)."""
@@ -52,33 +59,35 @@ class GateDecision:
 
 
 def ips(actions: Sequence, rewards: Sequence[float], propensities: Sequence[float], target_probabilities: np.ndarray,
-        arms: Sequence[str] | None = None, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
+        arms: Sequence[str] | None = None, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+        groups: Sequence | None = None) -> Estimate:
     """Inverse propensity scoring: the mean of ``w * r``.
 
     ``actions`` are arm positions (columns of ``target_probabilities``, shape rows x arms), or arm names with
-    ``arms`` giving the column order.
+    ``arms`` giving the column order. ``groups`` (one key per row, e.g. the user id) makes the interval a cluster
+    bootstrap over the groups; every estimator here takes it.
     """
     a, r, p, pi = _logs(actions, rewards, propensities, target_probabilities, arms)
     w = pi[np.arange(a.size), a] / p
-    return _estimate("ips", w * r, np.ones_like(w), w, n_resamples, seed, level)
+    return _estimate("ips", w * r, np.ones_like(w), w, n_resamples, seed, level, groups)
 
 
 def snips(actions: Sequence, rewards: Sequence[float], propensities: Sequence[float],
           target_probabilities: np.ndarray, arms: Sequence[str] | None = None, n_resamples: int = 1000, seed: int = 0,
-          level: float = 0.95) -> Estimate:
+          level: float = 0.95, groups: Sequence | None = None) -> Estimate:
     """Self-normalised IPS: ``sum(w * r) / sum(w)``, re-normalised in every bootstrap resample."""
     a, r, p, pi = _logs(actions, rewards, propensities, target_probabilities, arms)
     w = pi[np.arange(a.size), a] / p
     if w.sum() == 0:
         raise ValueError("the target policy gives probability 0 to every logged action, so the logs say nothing "
                          "about it; log with an exploration floor")
-    return _estimate("snips", w * r, w, w, n_resamples, seed, level)
+    return _estimate("snips", w * r, w, w, n_resamples, seed, level, groups)
 
 
 def doubly_robust(actions: Sequence, rewards: Sequence[float], propensities: Sequence[float],
                   target_probabilities: np.ndarray, predicted_rewards: np.ndarray | None = None,
                   contexts: np.ndarray | None = None, arms: Sequence[str] | None = None, n_resamples: int = 1000,
-                  seed: int = 0, level: float = 0.95) -> Estimate:
+                  seed: int = 0, level: float = 0.95, groups: Sequence | None = None) -> Estimate:
     """Doubly robust: ``sum_a pi(a) q(a) + w * (r - q(action))`` per row, ``q`` the predicted reward of each arm.
 
     ``predicted_rewards`` (rows x arms) come from any reward model; without them, ``reward_model`` is fitted on
@@ -90,13 +99,15 @@ def doubly_robust(actions: Sequence, rewards: Sequence[float], propensities: Seq
     rows = np.arange(a.size)
     w = pi[rows, a] / p
     terms = np.sum(pi * q, axis=1) + w * (r - q[rows, a])
-    return _estimate("doubly_robust", terms, np.ones_like(w), w, n_resamples, seed, level)
+    return _estimate("doubly_robust", terms, np.ones_like(w), w, n_resamples, seed, level, groups)
 
 
-def on_policy(rewards: Sequence[float], n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """The logging policy's own value: the mean logged reward, with the same bootstrap interval."""
+def on_policy(rewards: Sequence[float], n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+              groups: Sequence | None = None) -> Estimate:
+    """The logging policy's own value: the mean logged reward, with the same bootstrap interval (over ``groups``
+    when given, as the estimators it is compared with)."""
     r = _vector("rewards", rewards)
-    return _estimate("on_policy", r, np.ones_like(r), np.ones_like(r), n_resamples, seed, level)
+    return _estimate("on_policy", r, np.ones_like(r), np.ones_like(r), n_resamples, seed, level, groups)
 
 
 def reward_model(actions: Sequence[int], rewards: Sequence[float], n_arms: int, contexts: np.ndarray | None = None,
@@ -160,22 +171,45 @@ def effective_sample_size(weights: np.ndarray) -> float:
 
 
 def _estimate(name: str, numerators: np.ndarray, denominators: np.ndarray, weights: np.ndarray, n_resamples: int,
-              seed: int, level: float) -> Estimate:
-    """The ratio ``sum(numerators) / sum(denominators)``, with a percentile bootstrap over rows."""
+              seed: int, level: float, groups: Sequence | None = None) -> Estimate:
+    """The ratio ``sum(numerators) / sum(denominators)``, with a percentile bootstrap over rows or ``groups``.
+
+    The resampled units are the rows, or each group's sums of its rows: a resample of G units draws G with
+    replacement, so a group's rows always travel together and the ratio is re-normalised on what was drawn.
+    """
     if n_resamples < 1 or not 0 < level < 1:
         raise ValueError(f"need n_resamples >= 1 and level in (0, 1); got {n_resamples!r} and {level!r}")
-    n = numerators.size
+    unit_numerators, unit_denominators = numerators, denominators
+    if groups is not None:
+        codes, n_groups = _group_codes(groups, numerators.size)
+        unit_numerators = np.bincount(codes, numerators, n_groups)
+        unit_denominators = np.bincount(codes, denominators, n_groups)
+    units = unit_numerators.size
     rng = np.random.default_rng(seed)
     values = np.empty(n_resamples)
     for start in range(0, n_resamples, BOOTSTRAP_CHUNK):
-        rows = rng.integers(0, n, size=(min(BOOTSTRAP_CHUNK, n_resamples - start), n))
-        denominator = denominators[rows].sum(axis=1)
+        drawn = rng.integers(0, units, size=(min(BOOTSTRAP_CHUNK, n_resamples - start), units))
+        denominator = unit_denominators[drawn].sum(axis=1)
         # A resample can miss every row the target weights (SNIPS only): it has no value, and is left out.
-        values[start:start + rows.shape[0]] = np.divide(numerators[rows].sum(axis=1), denominator,
-                                                        out=np.full(rows.shape[0], np.nan), where=denominator > 0)
+        values[start:start + drawn.shape[0]] = np.divide(unit_numerators[drawn].sum(axis=1), denominator,
+                                                         out=np.full(drawn.shape[0], np.nan), where=denominator > 0)
     low, high = np.nanquantile(values, [(1 - level) / 2, (1 + level) / 2])
     value = float(numerators.sum() / denominators.sum())
-    return Estimate(name, value, float(low), float(high), n, effective_sample_size(weights))
+    return Estimate(name, value, float(low), float(high), numerators.size, effective_sample_size(weights),
+                    None if groups is None else units)
+
+
+def _group_codes(groups: Sequence, n: int) -> tuple[np.ndarray, int]:
+    """Each row's group as a position in ``[0, number of groups)``, in order of first appearance, and the count.
+
+    Keys may be anything hashable (user ids, numbers, None for rows of unknown users, which form one group).
+    """
+    keys = list(groups)
+    if len(keys) != n:
+        raise ValueError(f"groups need one key per logged row ({n}); got {len(keys)}")
+    positions: dict = {}
+    codes = np.fromiter((positions.setdefault(key, len(positions)) for key in keys), dtype=np.int64, count=n)
+    return codes, len(positions)
 
 
 def _logs(actions, rewards, propensities, target_probabilities, arms):

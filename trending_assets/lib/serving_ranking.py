@@ -3,10 +3,10 @@
 A ranking experiment is a plan ``Experiment`` on surface ``ranking`` whose variants name rankers
 (``rankers.RANKERS``). With design ``ab`` or ``bandit`` the user's variant orders the list, and the exposure logs
 the variant's weight in the plan as its propensity (a bandit's weights are its current probabilities,
-``ranking_bandits``). With design ``team_draft`` every
-allocated user sees one list merged from both rankers' orders (the same list for the same request id in every
-process), and each position records the team (A: the first variant, B: the
-second) that contributed it: the impression log carries it, and clicks on it are credited to that team.
+``ranking_bandits``; a bandit's exposure also logs all of them, for the allocation audit). With design
+``team_draft`` every allocated user sees one list merged from both rankers' orders (the same list for the same
+request id in every process), and each position records the team (A: the first variant, B: the second) that
+contributed it: the impression log carries it, and clicks on it are credited to that team.
 
 Rankers choose among the ``CANDIDATES`` most popular catalog movies. A personalised ranker reads the user's genre
 profile, published by the ``serving/user_profiles`` asset from the genres shown on the movies the user clicked
@@ -57,9 +57,12 @@ def rank(plan: DeploymentPlan, user_id: str, limit: int, catalog, scored, profil
     if experiment.design != "team_draft":  # ab or bandit: the user's variant orders the list
         order = rankers.RANKERS[variant.ranker](candidates, profile)[:limit]
         # the propensity is the variant's weight in this plan: what off-policy evaluation of a bandit needs
+        payload.update(ranker=variant.ranker, propensity=variant.weight)
+        if experiment.design == "bandit":  # the whole distribution drawn from: the allocation audit compares with it
+            payload["weights"] = {v.name: v.weight for v in experiment.variants}
         return Ranked([catalog.rows[m] for m in order], None,
                       assignment.Assignment(model_version, "experiment", experiment.experiment_id, variant.name),
-                      {**payload, "ranker": variant.ranker, "propensity": variant.weight})
+                      payload)
     first, second = experiment.variants
     merged = interleaving.interleave_for(rankers.RANKERS[first.ranker](candidates, profile),
                                          rankers.RANKERS[second.ranker](candidates, profile), limit,

@@ -54,11 +54,12 @@ BANDIT_KEY = dg.AssetKey(["experiments", "ranking_bandit"])
 @dg.asset(
     key=BANDIT_KEY, deps=[dg.AssetKey(["marts", "fct_feedback_events"])], group_name="experiments",
     kinds={"duckdb", "numpy"}, pool=WAREHOUSE_POOL, automation_condition=on_upstream_update(),
-    description="Each running bandit over /trending rankers (experiments.ranking_bandits): the Thompson-sampling "
-    "state rebuilt from every logged decision and click, its next weights (floor and warm-up applied; the plan is "
-    "republished when they move), and the off-policy value of always serving each ranker (SNIPS, doubly robust) "
-    "against the logged policy: the OPE gate a ranker must pass to take all the traffic. Rows in "
-    "experiments.bandit_results.",
+    description="Each running bandit over /trending rankers (experiments.ranking_bandits): its policy's state "
+    "(Thompson sampling, UCB1 or epsilon-greedy) rebuilt from every logged decision and click, its next weights "
+    "(floor and warm-up applied; the plan is republished when they move), the allocation audit (do users' arms "
+    "follow the logged weights? a chi-square on each user's first exposure), and the off-policy value of always "
+    "serving each ranker (SNIPS, doubly robust, intervals resampling users) against the logged policy: the OPE gate "
+    "a ranker must pass to take all the traffic. Rows in experiments.bandit_results.",
 )
 def ranking_bandit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     tables, verdicts = [], {}
@@ -69,15 +70,32 @@ def ranking_bandit(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             result = ranking_bandits.analyse(bandit, ranking_bandits.decisions(con, bandit))
             moved |= ranking_bandits.save(con, bandit, result)
             weights = ", ".join(f"{arm} {w:.0%}" for arm, w in zip(bandit.arms, result["weights"]))
-            context.log.info(f"{bandit.experiment_id}: next weights {weights}; OPE gate passed for: "
+            context.log.info(f"{bandit.experiment_id} ({bandit.policy}): next weights {weights}; OPE gate passed for: "
                              f"{'; '.join(result['passed']) or 'no ranker yet'}")
-            verdicts[bandit.experiment_id] = {"weights": weights, "gate": result["passed"]}
+            allocation = result["allocation_srm"]
+            _log_allocation(context, bandit.experiment_id, allocation)
+            verdicts[bandit.experiment_id] = {"policy": bandit.policy, "weights": weights, "gate": result["passed"],
+                                              "allocation": allocation}
             if result["rows"]:
-                tables.append(f"**{bandit.experiment_id}** (logged value {result['logged_value']:.4f})\n\n"
+                tables.append(f"**{bandit.experiment_id}** (logged value {result['logged_value']:.4f}; "
+                              f"{allocation['line'] if allocation else 'no exposure logged its weights yet'})\n\n"
                               + markdown_table(pl.DataFrame(result["rows"]).drop("reason"), "{:.4f}"))
         if moved:
             rollout.publish_plan(con, warehouse.home.deployment_plan)
     if not verdicts:
         return dg.MaterializeResult(metadata={"status": "no running bandit"})
+    mismatched = [id_ for id_, v in verdicts.items() if v["allocation"] and not v["allocation"]["ok"]]
     return dg.MaterializeResult(metadata={"bandits": len(verdicts), "report": dg.MetadataValue.md("\n\n".join(tables)),
+                                          "allocation_mismatches": ", ".join(mismatched) or "none",
                                           "verdicts": dg.MetadataValue.json(verdicts)})
+
+
+def _log_allocation(context: dg.AssetExecutionContext, experiment_id: str, allocation: dict | None) -> None:
+    """The allocation audit in the run's log: a mismatch is a warning, since the OPE numbers beside it rest on the
+    propensities it doubts."""
+    if allocation is None:
+        context.log.info(f"{experiment_id}: allocation audit waits for exposures that log their weights")
+    elif allocation["ok"]:
+        context.log.info(f"{experiment_id}: {allocation['line']}")
+    else:
+        context.log.warning(f"{experiment_id}: {allocation['line']}")
