@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import date
 
-from trending_assets import cli_experiments, environment
+from trending_assets import cli_experiments, cli_policy, environment
 from trending_assets.lib.home import TrendingHome
 
 
@@ -242,6 +242,7 @@ def parser() -> argparse.ArgumentParser:
     rollback.set_defaults(func=cmd_rollback)
 
     cli_experiments.add_parsers(sub, _positive)
+    cli_policy.add_parsers(sub, _positive)
 
     experiments = sub.add_parser("experiments", help="rollouts, their phase history and latest verdicts")
     experiments.set_defaults(func=cmd_experiments)

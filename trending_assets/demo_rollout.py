@@ -40,6 +40,7 @@ def production_days(plan, home: TrendingHome, first: date, days: int, daemon, la
         seen = _print_moves(home, seen, echo)
         _print_verdicts(home, verdicts, echo)
         _print_bandits(home, echo)
+        _print_policy_layer(home, echo)
         day += timedelta(days=1)
         if until(_rollouts(home)):
             break
@@ -71,8 +72,9 @@ def start_vibe_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
 
 
 def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
-    """The third scenario: the personalised ranker (genre_taste) interleaved with popularity in /trending."""
-    from trending_assets.lib import ranking_bandits, ranking_tests
+    """The third scenario: the personalised ranker (genre_taste) interleaved with popularity in /trending, a bandit
+    over the same rankers, and the genre-threshold policy layer over the champion's probabilities."""
+    from trending_assets.lib import policy_layer_store, ranking_bandits, ranking_tests
 
     with warehouse.connect(home.warehouse) as con:
         experiment_store.ensure_schema(con)
@@ -81,6 +83,10 @@ def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
         bandit = ranking_bandits.start(con, "ranker-bandit", ["popularity", "genre_taste"],
                                        experiment_store.watermark(con), floor=0.1, warmup=200)
         rollout.publish_plan(con, home.deployment_plan)
+        version, genres, baseline = policy_layer_store.champion_genres(con)
+        layer = policy_layer_store.start(con, version, genres, baseline, experiment_store.watermark(con),
+                                         actor="demo")
+    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
     echo(f"interleaving test {test.experiment_id} (half the visitors): team-draft lists from {test.ranker_a} (A) and "
          f"{test.ranker_b} (B); each click credits the ranker that placed the movie; decided on an always-valid sign "
          f"test once {test.min_users} users prefer one (genre_taste reads the profiles serving/user_profiles builds "
@@ -88,6 +94,10 @@ def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
     echo(f"bandit {bandit.experiment_id} (the other half): Thompson sampling between the same rankers on clicks, "
          f"{bandit.floor:.0%} floor; each day the off-policy gate asks whether always serving one ranker beats the "
          "logged mix")
+    echo(f"policy layer {layer.layer_id} over {version}'s probabilities: each of {len(genres)} genres draws its tag "
+         f"threshold from {layer.thresholds} per user and day (Thompson sampling on label accuracy, "
+         f"{layer.floor:.0%} floor); serving/genre_thresholds learns after each day and checks the learned threshold "
+         f"off-policy against the model's own {baseline:g}")
 
 
 def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str:
@@ -191,6 +201,28 @@ def _print_bandits(home: TrendingHome, echo: Callable[[str], None]) -> None:
         echo(f"  {experiment_id}: {arm} {requests} requests, click rate {rate or 0:.3f}, next weight {weight:.0%}; "
              f"always {arm}: DR {dr:.3f} [{low:.3f}, {high:.3f}] vs logged {logged:.3f}: "
              f"{'OPE gate passed' if passed else 'not proven better'}")
+
+
+def _print_policy_layer(home: TrendingHome, echo: Callable[[str], None]) -> None:
+    """The running policy layer's newest analysis: the genres whose learned threshold left the model's, with OPE."""
+    from trending_assets.lib import policy_layer_store
+
+    with warehouse.connect(home.warehouse) as con:
+        policy_layer_store.ensure_schema(con)
+        layer = policy_layer_store.get(con)
+        if layer is None or layer.status != "running":
+            return
+        lines = policy_layer_store.history_lines(con, layer, moved_only=True)
+        analysed = con.execute("SELECT count(DISTINCT genre), max(decisions) FROM experiments.policy_layer_history "
+                               "WHERE layer_id = ? AND event = 'learned' AND analysed_at = (SELECT max(analysed_at) "
+                               "FROM experiments.policy_layer_history WHERE layer_id = ?)",
+                               [layer.layer_id, layer.layer_id]).fetchall()[0]
+    if not analysed[0]:
+        return
+    echo(f"  {layer.layer_id}: {len(lines)} of {analysed[0]} genres moved from the model's threshold "
+         f"{layer.baseline:g} ({analysed[1]} labelled requests per genre)")
+    for line in lines:
+        echo(f"    {line}")
 
 
 def _print_moves(home: TrendingHome, seen: int, echo: Callable[[str], None]) -> int:

@@ -169,6 +169,10 @@ def test_serving_from_the_cli_an_ab_test_in_process_traffic_then_real_http(mater
     (["interleave", "stop", "ranker-test", "--reason", "enough"], "no running interleaving test 'ranker-test'"),
     (["bandit", "start", "--rankers", "popularity,trendy"], "'trendy' not a ranker; use rankers from popularity"),
     (["bandit", "start", "--floor", "0"], "--floor 0.0: give a share in (0, 1)"),
+    (["policy-layer", "start"], "no champion yet"),
+    (["policy-layer", "start", "--thresholds", "0.5,high"], "--thresholds '0.5,high': give at least two distinct"),
+    (["policy-layer", "start", "--thresholds", "0.5,1.5"], "strictly between 0 and 1"),
+    (["policy-layer", "reset", "--reason", "drifted"], "'genre-thresholds' is not running; start it with"),
 ])
 def test_cli_errors_name_the_bad_value_and_the_fix(tmp_path, args, message):
     result = run(tmp_path / "empty-home", *args, check=False)

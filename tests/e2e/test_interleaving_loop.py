@@ -1,7 +1,8 @@
 """Experiments on the /trending rankers in one process, every hop real except the daemon: the audience browses the
 router and its clicks build the user profiles the personalised ranker reads. Then a team-draft test of popularity
 (A) against genre_taste (B), decided by interleaving_analysis from a day of the event log (ingested, built by dbt);
-and a bandit between the same rankers, whose weights and off-policy gate come from ranking_bandit."""
+a bandit between the same rankers, whose weights and off-policy gate come from ranking_bandit; and the
+genre-threshold policy layer, learned by serving/genre_thresholds from a day of labelled draws, then reset."""
 
 from datetime import date, timedelta
 
@@ -16,9 +17,11 @@ from trending_assets.defs.dbt.resources import DBT_EXECUTABLE, dbt_project
 from trending_assets.defs.experiments.ranking import interleaving_analysis, ranking_bandit
 from trending_assets.defs.ingest.assets import raw_assets
 from trending_assets.defs.serving.assets import catalog, deployment_plan, user_profiles
+from trending_assets.defs.serving.policy_layer import genre_thresholds
 from trending_assets.defs.warehouse.resources import WarehouseResource
 from trending_assets.lib import deployment_plan as plan_file
-from trending_assets.lib import ranking_bandits, ranking_tests, registry, training, window_store
+from trending_assets.lib import genre_model, policy_layer_store, ranking_bandits, ranking_tests, registry, training
+from trending_assets.lib import window_store
 from trending_assets.lib.home import TrendingHome
 from trending_assets.lib.simulator import simulate
 from trending_assets.lib.warehouse import connect
@@ -127,6 +130,57 @@ def test_a_bandit_moves_traffic_to_the_better_ranker_and_its_logs_prove_it_off_p
     assert not rows["popularity"][5]
     weights = {v.name: v.weight for v in plan_file.read(home.deployment_plan).experiment("ranker-bandit").variants}
     assert weights["genre_taste"] == rows["genre_taste"][2]  # the plan was republished with the new weights
+
+
+def test_the_policy_layer_learns_thresholds_from_labelled_draws_and_a_reset_from_the_launchpad_forgets(world):
+    home, instance, resources = world
+    day = START + timedelta(days=WORLD_DAYS + 4)
+    with connect(home.warehouse) as con:
+        version, genres, baseline = policy_layer_store.champion_genres(con)
+        layer = policy_layer_store.start(con, version, genres, baseline, traffic_started(day), warmup=20)
+        model = genre_model.load_alias(con, "champion")[1]
+    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
+
+    traffic_day(world, day + timedelta(days=1))
+    with connect(home.warehouse) as con:
+        logged = policy_layer_store.decisions(con, layer)
+        shown = con.execute(
+            "SELECT i.movie_id, CAST(json_extract(i.payload, '$.genres') AS VARCHAR[]), "
+            "CAST(json_extract(e.payload, '$.thresholds') AS DOUBLE[]) FROM marts.fct_feedback_events e "
+            "JOIN marts.fct_feedback_events i ON json_extract_string(i.payload, '$.request_id') = "
+            "json_extract_string(e.payload, '$.request_id') AND i.event_type = 'impression' "
+            "WHERE e.experiment_id = ? LIMIT 400", [layer.layer_id]).fetchall()
+    # every champion-served request drew a threshold per genre, uniformly during the warm-up
+    assert set(logged["genre"]) == set(genres) and logged.height > 500 * len(genres)
+    assert logged["propensity"].unique().to_list() == [pytest.approx(1 / 6)]
+    # and each listed movie showed exactly the genres whose probability reached the user's threshold
+    frame = pl.read_parquet(home.serving_catalog)
+    probs = dict(zip(frame["movie_id"].to_list(), model.predict_proba(frame)))
+    for movie, names, thresholds in shown:
+        assert set(names) == {g for g, p, t in zip(genres, probs[movie], thresholds) if p >= t}
+
+    result = dg.materialize([genre_thresholds], resources=resources, instance=instance)
+    assert result.success
+    meta = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    published = policy_layer_store.read(home.genre_thresholds)
+    on_policy = logged.group_by("genre", "threshold").agg(pl.col("reward").mean())
+    for genre in genres:
+        mine = on_policy.filter(pl.col("genre") == genre)
+        best = mine.sort("reward", descending=True)["threshold"][0]
+        distribution = dict(zip(published["thresholds"], published["genres"][genre]))
+        # the threshold users now draw most is the one that was most accurate in the logs (or ties with it)
+        top = max(distribution, key=distribution.get)
+        assert mine.filter(pl.col("threshold") == top)["reward"][0] >= mine["reward"].max() - 0.01, (genre, best)
+    assert meta["model_version"] == version and meta["state"]["genres"].keys() == set(genres)
+
+    reset = dg.materialize([genre_thresholds], resources=resources, instance=instance, run_config={
+        "ops": {"serving__genre_thresholds": {"config": {"reset": True, "reason": "test: forget"}}}})
+    assert reset.success
+    published = policy_layer_store.read(home.genre_thresholds)
+    assert all(p == pytest.approx([1 / 6] * 6) for p in published["genres"].values())
+    with connect(home.warehouse) as con:
+        lines = policy_layer_store.history_lines(con, policy_layer_store.get(con))
+    assert lines[-1].endswith("reset: test: forget")
 
 
 def traffic_started(day: date):

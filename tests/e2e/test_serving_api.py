@@ -481,3 +481,65 @@ def test_shutting_down_publishes_the_event_log(stack, tmp_path):
     events = [json.loads(line) for path in files for line in path.read_text().splitlines()]
     assert {json.loads(e["payload"])["request_id"] for e in events if e["event_type"] == "exposure"} == ids
     assert not [p for p in os.listdir(home.landing_dir("feedback")) if p.endswith(".part")]
+
+
+def _publish_layer(stack: Stack, model_version: str, at: float | None, active: bool = True) -> None:
+    """A genre-threshold layer file in which every genre of the champion draws threshold ``at``."""
+    from trending_assets.lib.policy_layer import DEFAULT_THRESHOLDS
+
+    distribution = [1.0 if t == at else 0.0 for t in DEFAULT_THRESHOLDS]
+    payload = {"layer_id": "genre-thresholds", "model_version": model_version, "salt": "genre-thresholds",
+               "baseline": 0.5, "thresholds": list(DEFAULT_THRESHOLDS), "epoch": "2026-01-01T00:00:00",
+               "active": active, "genres": {g: distribution for g in GENRES[CHAMPION]},
+               "published_at": uuid.uuid4().hex}
+    from trending_assets.lib.policy_layer_store import publish
+
+    publish(payload, stack.home.genre_thresholds)
+    wait_for(lambda: (stack.health()["policy_layer"] or {}).get("published_at") == payload["published_at"], 5,
+             "the policy layer file")
+
+
+def test_the_policy_layer_thresholds_the_champions_genres_for_champion_served_users_only(stack):
+    stack.serve(stack.plan())
+    rows = stack.catalog.head(8).to_dicts()
+    scores = {item["movie_id"]: item["scores"] for item in stack.predict("layer-0", rows)["items"]}
+
+    def shown(user: str) -> tuple[dict, dict[str, list[str]]]:
+        answer = stack.client.get("/trending", params={"user_id": user, "limit": 8}).json()
+        return answer, {item["movie_id"]: item["genres"] for item in answer["items"]}
+
+    def at(threshold: float) -> dict[str, set[str]]:  # a score within rounding of the threshold decides nothing
+        return {m: {g for g, s in by.items() if s >= threshold} for m, by in scores.items()}
+
+    model_own = shown("layer-1")[1]  # before any layer: the model's own threshold
+    try:
+        _publish_layer(stack, CHAMPION, 0.7)
+        answer, genres = shown("layer-1")
+        for movie, names in genres.items():
+            assert set(names) == at(0.7)[movie], movie
+        assert any(set(model_own[m]) != at(0.7)[m] for m in genres)  # the layer really changed what is shown
+        payload = json.loads(next(e for e in stack.logged({answer["request_id"]})
+                                  if e["experiment_id"] == "genre-thresholds")["payload"])
+        assert payload["genres"] == list(GENRES[CHAMPION])
+        assert payload["thresholds"] == [0.7] * len(GENRES[CHAMPION])
+        assert payload["propensities"] == [1.0] * len(GENRES[CHAMPION])
+
+        _publish_layer(stack, CHAMPION, 0.2)  # a new file is picked up: lower thresholds show more genres
+        assert all(set(names) == at(0.2)[m] for m, names in shown("layer-1")[1].items())
+
+        _publish_layer(stack, CHALLENGER, 0.7)  # a layer for another model is not applied, and health says why
+        assert shown("layer-1")[1] == model_own
+        assert CHALLENGER in stack.health()["policy_layer"]["not_applied"]
+
+        _publish_layer(stack, CHAMPION, 0.7)
+        plan = stack.plan(canary=Canary("canary-b", CHALLENGER, 50, "salt-canary"))
+        stack.serve(plan)  # during a canary the control arm is not thresholded: the comparison stays fair
+        request_ids = set()
+        for i in range(10):
+            answer, genres = shown(f"layer-canary-{i}")
+            request_ids.add(answer["request_id"])
+            if answer["model_version"] == CHAMPION:
+                assert genres == {m: model_own[m] for m in genres}
+        assert not [e for e in stack.logged(request_ids) if e["experiment_id"] == "genre-thresholds"]
+    finally:
+        _publish_layer(stack, CHAMPION, 0.7, active=False)

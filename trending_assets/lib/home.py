@@ -87,6 +87,11 @@ class TrendingHome:
         return self.serving / "user_profiles.parquet"
 
     @property
+    def genre_thresholds(self) -> Path:
+        """The genre-threshold policy layer the API applies for champion-served users (serving/genre_thresholds)."""
+        return self.serving / "genre_thresholds.json"
+
+    @property
     def serving_requests(self) -> Path:
         """Rollback requests from the API's admin endpoint; a sensor turns each into a registry move."""
         return self.serving / "requests"

@@ -141,6 +141,21 @@ class GenreThresholds:
             self.bandits[genre].update(arm, reward)
             self._distributions.pop(genre, None)
 
+    def add_evidence(self, genre: str, threshold: float, decisions: float, reward_sum: float) -> None:
+        """Learn ``decisions`` rewards summing to ``reward_sum`` for ``genre`` at ``threshold`` at once: what
+        ``learn`` does one decision at a time, for logs already summed in the warehouse (a reward may be a share)."""
+        bandit = self._bandit(genre)
+        if float(threshold) not in self._arm:
+            raise ValueError(f"{genre!r} was decided with threshold {threshold}, not one of this layer's "
+                             f"{list(self.thresholds)}; learn only from a layer with the same ones")
+        if decisions < 0 or not 0 <= reward_sum <= decisions:
+            raise ValueError(f"{genre!r} at {threshold}: need 0 <= reward_sum <= decisions; got {reward_sum} of "
+                             f"{decisions}")
+        i = bandit.index(self._arm[float(threshold)])
+        bandit.counts[i] += decisions
+        bandit.reward_sums[i] += reward_sum
+        self._distributions.pop(genre, None)
+
     def reset(self) -> None:
         """Back to the prior: every genre forgets what it learned and warms up again; the configuration stays."""
         for bandit in self.bandits.values():

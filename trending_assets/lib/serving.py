@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from trending_assets.lib import assignment, genre_model, serving_ranking, watched_file
+from trending_assets.lib import assignment, genre_model, serving_policy, serving_ranking, watched_file
 from trending_assets.lib.deployment_plan import DeploymentPlan, PlanError, PlanWatcher
 from trending_assets.lib.serving_log import EventLog
 
@@ -121,7 +121,7 @@ class Router:
 
     def __init__(self, plan_path: Path, catalog_path: Path, events: EventLog, device: str = "cpu",
                  shadow_workers: int = 1, clock: Callable[[], datetime] | None = None,
-                 profiles_path: Path | None = None):
+                 profiles_path: Path | None = None, layer_path: Path | None = None):
         # the traffic simulator passes the simulated day's clock; the API uses the wall clock
         self.clock = clock or (lambda: datetime.now(UTC))
         self.watcher = PlanWatcher(plan_path)
@@ -135,6 +135,8 @@ class Router:
         self.requests = self.errors = 0
         # users' genre profiles for personalised rankers: published beside the catalog unless named
         self.profiles = serving_ranking.Profiles(profiles_path or catalog_path.with_name("user_profiles.parquet"))
+        # the genre-threshold policy layer for champion-served users (serving/genre_thresholds)
+        self.layer = serving_policy.PublishedLayer(layer_path or catalog_path.with_name("genre_thresholds.json"))
         self._lock = threading.Lock()
         self._shadows = ThreadPoolExecutor(max_workers=shadow_workers, thread_name_prefix="shadow")
         self.refresh()
@@ -168,6 +170,7 @@ class Router:
         if self.catalog.refresh() or changed:
             self._warm_up()
         self.profiles.refresh()
+        self.layer.refresh()
         return changed
 
     def _warm_up(self) -> None:
@@ -211,6 +214,7 @@ class Router:
             "shadows": list(plan.shadows) if plan else [],
             "experiments": [e.experiment_id for e in plan.experiments] if plan else [],
             "plan_error": "; ".join(errors) or None,
+            "policy_layer": self.layer.health(),
             "catalog_movies": self.catalog.state.frame.height if self.catalog.state.frame is not None else 0,
             "requests": self.requests,
             "errors": self.errors,
@@ -252,9 +256,16 @@ class Router:
         ranked = serving_ranking.rank(plan, user_id, limit, catalog, every, self.profiles.of(user_id),
                                       chosen.model_version, request_id)
         frame, scored = catalog.frame[ranked.rows], every.take(ranked.rows)
-        items = [{"movie_id": frame["movie_id"][i], "title": frame["title"][i], "rank": i + 1,
-                  "genres": scored.names(i)} for i in range(frame.height)]
         extra = [] if ranked.exposure is None else [(ranked.exposure, ranked.payload)]
+        shown = scored
+        if chosen.role == "champion" and chosen.experiment_id is None:  # outside every model experiment
+            choice = self.layer.choice_for(chosen.model_version, every.genres, user_id, self._now()[:10])
+            if choice is not None:
+                shown = Scored(scored.genres, choice.labels(scored.probs), scored.probs)
+                extra.append((assignment.Assignment(chosen.model_version, "policy", choice.layer_id),
+                              choice.payload()))
+        items = [{"movie_id": frame["movie_id"][i], "title": frame["title"][i], "rank": i + 1,
+                  "genres": shown.names(i)} for i in range(frame.height)]
         tagged = assignment.assign_variant(plan, "vibe_tags", user_id)
         if tagged is not None:
             experiment, variant = tagged

@@ -1,0 +1,348 @@
+"""The served genre-threshold layer (``policy_layer``): its record, what it learned from the logs, and its file.
+
+A running layer adapts the champion's per-genre tag thresholds for the users the champion serves outside any model
+experiment (no canary, A/B or holdout: a layer tuned to the champion would bias a comparison with a challenger).
+The router draws each user's threshold per genre and day from the published distributions and logs the draw with
+its propensity in an exposure of the layer (``experiment_id`` = the layer id, payload ``genres``, ``thresholds``,
+``propensities``). The genres each listed movie showed are in its impression.
+
+``decisions`` joins them with the movies' labels (``marts.dim_movies``): one row per request and genre, whose reward
+is the share of the request's labelled movies where showing or hiding the genre was right. ``analyse`` rebuilds
+every genre's Thompson-sampling bandit from those rows since the layer's epoch (its start or last reset), so the
+state is a pure function of the logs, and estimates off-policy, per genre, "always the learned threshold" and
+"always the model's own threshold": the layer's gate says where the learned one is proven better.
+
+A layer belongs to one model version. When the champion changes, ``rebase`` starts it over for the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from trending_assets.lib import off_policy
+from trending_assets.lib.ingest import utc_now
+from trending_assets.lib.policy_layer import DEFAULT_THRESHOLDS, GenreThresholds, check_thresholds
+from trending_assets.lib.warehouse import table_exists
+
+LAYER_ID = "genre-thresholds"
+SURFACE = "genre_thresholds"
+
+DDL = (
+    "CREATE SCHEMA IF NOT EXISTS experiments",
+    """CREATE TABLE IF NOT EXISTS experiments.policy_layers (
+        layer_id VARCHAR PRIMARY KEY,
+        model_version VARCHAR NOT NULL,        -- the champion whose probabilities the layer thresholds
+        genres JSON NOT NULL,                  -- that model's genres, in its order
+        baseline DOUBLE NOT NULL,              -- the model's own threshold: what the layer is compared with
+        thresholds JSON NOT NULL,              -- the candidate thresholds (the arms of every genre's bandit)
+        floor DOUBLE NOT NULL,
+        warmup BIGINT NOT NULL,                -- requests per threshold before a genre's bandit moves
+        status VARCHAR NOT NULL,               -- running | stopped
+        epoch TIMESTAMP NOT NULL,              -- data watermark of the start or the last reset: logs after it count
+        created_at TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS experiments.policy_layer_history (
+        layer_id VARCHAR NOT NULL,
+        analysed_at TIMESTAMP NOT NULL,
+        event VARCHAR NOT NULL,                -- learned | reset | rebased | started | stopped
+        genre VARCHAR,                         -- null for reset/rebase/start/stop rows
+        threshold DOUBLE,                      -- the learned threshold (highest posterior mean)
+        previous DOUBLE,                       -- the learned threshold at the last analysis
+        distribution JSON,                     -- what users draw from now, by threshold
+        decisions BIGINT,                      -- logged requests for the genre since the epoch
+        logged_accuracy DOUBLE,                -- the logged decisions' own accuracy
+        learned_dr DOUBLE, learned_low DOUBLE, learned_high DOUBLE,    -- "always the learned threshold"
+        model_dr DOUBLE, model_low DOUBLE, model_high DOUBLE,          -- "always the model's threshold"
+        gate_passed BOOLEAN,                   -- the learned threshold's lower bound above the model threshold's value
+        reason VARCHAR NOT NULL
+    )""",
+)
+
+
+@dataclass(frozen=True)
+class Layer:
+    layer_id: str
+    model_version: str
+    genres: list[str]
+    baseline: float
+    thresholds: list[float]
+    floor: float
+    warmup: int
+    status: str
+    epoch: datetime
+
+    def fresh(self) -> GenreThresholds:
+        """The layer at its prior: every genre uniform over the thresholds until it warms up."""
+        return GenreThresholds(self.genres, self.thresholds, floor=self.floor, warmup=self.warmup,
+                               salt=self.layer_id, baseline=self.baseline)
+
+
+def champion_genres(con: duckdb.DuckDBPyConnection) -> tuple[str, list[str], float]:
+    """The champion's version id, its genres (in its order) and its own threshold: what a layer is built over."""
+    from trending_assets.lib import genre_model
+
+    try:
+        version, model = genre_model.load_alias(con, "champion", device="cpu")
+    except LookupError:
+        raise ValueError("no champion yet: the policy layer thresholds the champion's probabilities; promote a "
+                         "model first (make demo does)") from None
+    return version, list(model.genres), genre_model.threshold_of(model)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in DDL:
+        con.execute(statement)
+
+
+def start(con: duckdb.DuckDBPyConnection, model_version: str, genres: list[str], baseline: float, epoch: datetime,
+          thresholds=DEFAULT_THRESHOLDS, floor: float = 0.1, warmup: int = 20, actor: str = "cli") -> Layer:
+    """Start (or restart, after a stop) the layer for ``model_version``; refuses while it runs."""
+    ensure_schema(con)
+    thresholds = list(check_thresholds(thresholds))
+    if not 0 < floor < 1:
+        raise ValueError(f"--floor {floor!r}: give a share in (0, 1); off-policy evaluation needs every threshold "
+                         "logged with some probability")
+    if get(con) is not None and get(con).status == "running":
+        raise ValueError(f"the policy layer {LAYER_ID!r} is already running; reset it (`trending policy-layer "
+                         "reset`) or stop it first")
+    GenreThresholds(genres, thresholds, floor=floor, warmup=warmup)  # validates genres and parameters
+    con.execute("DELETE FROM experiments.policy_layers WHERE layer_id = ?", [LAYER_ID])
+    con.execute("INSERT INTO experiments.policy_layers VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                [LAYER_ID, model_version, json.dumps(genres), baseline, json.dumps(thresholds), floor, warmup,
+                 epoch, utc_now()])
+    _event(con, "started", f"{actor}: for {model_version}, {len(genres)} genres, thresholds {thresholds}")
+    return get(con)
+
+
+def get(con: duckdb.DuckDBPyConnection) -> Layer | None:
+    if not table_exists(con, "experiments", "policy_layers"):
+        return None
+    rows = con.execute("SELECT layer_id, model_version, genres, baseline, thresholds, floor, warmup, status, epoch "
+                       "FROM experiments.policy_layers WHERE layer_id = ?", [LAYER_ID]).fetchall()
+    if not rows:
+        return None
+    r = rows[0]
+    return Layer(r[0], r[1], json.loads(r[2]), r[3], json.loads(r[4]), r[5], r[6], r[7], r[8])
+
+
+def reset(con: duckdb.DuckDBPyConnection, epoch: datetime, reason: str) -> Layer:
+    """Forget everything learned: the epoch moves to ``epoch``, so only later logs count; the record stays."""
+    layer = _running(con)
+    con.execute("UPDATE experiments.policy_layers SET epoch = ? WHERE layer_id = ?", [epoch, layer.layer_id])
+    _event(con, "reset", reason)
+    return get(con)
+
+
+def rebase(con: duckdb.DuckDBPyConnection, model_version: str, genres: list[str], baseline: float,
+           epoch: datetime) -> Layer:
+    """The champion changed: the layer starts over for ``model_version`` (its probabilities are another model's)."""
+    layer = _running(con)
+    con.execute("UPDATE experiments.policy_layers SET model_version = ?, genres = ?, baseline = ?, epoch = ? "
+                "WHERE layer_id = ?", [model_version, json.dumps(genres), baseline, epoch, layer.layer_id])
+    _event(con, "rebased", f"the champion changed from {layer.model_version} to {model_version}: learning starts "
+                           "over for its probabilities")
+    return get(con)
+
+
+def stop(con: duckdb.DuckDBPyConnection, reason: str) -> None:
+    layer = _running(con)
+    con.execute("UPDATE experiments.policy_layers SET status = 'stopped' WHERE layer_id = ?", [layer.layer_id])
+    _event(con, "stopped", reason)
+
+
+def decisions(con: duckdb.DuckDBPyConnection, layer: Layer) -> pl.DataFrame:
+    """One row per logged request and genre since the epoch: user_id, genre, threshold, propensity, and the reward:
+    the share of the request's labelled movies where showing or hiding the genre matched the label."""
+    return con.sql(
+        """WITH decided AS (
+               SELECT json_extract_string(payload, '$.request_id') AS request_id, user_id,
+                      unnest(CAST(json_extract(payload, '$.genres') AS VARCHAR[])) AS genre,
+                      unnest(CAST(json_extract(payload, '$.thresholds') AS DOUBLE[])) AS threshold,
+                      unnest(CAST(json_extract(payload, '$.propensities') AS DOUBLE[])) AS propensity
+               FROM marts.fct_feedback_events
+               WHERE event_type = 'exposure' AND experiment_id = ? AND model_version = ? AND occurred_at > ?),
+           shown AS (
+               SELECT json_extract_string(i.payload, '$.request_id') AS request_id, i.movie_id,
+                      CAST(json_extract(i.payload, '$.genres') AS VARCHAR[]) AS shown, m.genres AS truth
+               FROM marts.fct_feedback_events i JOIN marts.dim_movies m USING (movie_id)
+               WHERE i.event_type = 'impression' AND i.occurred_at > ? AND len(m.genres) > 0
+                 AND json_extract_string(i.payload, '$.request_id') IN (SELECT request_id FROM decided))
+           SELECT d.user_id, d.genre, d.threshold, d.propensity,
+                  avg(CASE WHEN list_contains(s.shown, d.genre) = list_contains(s.truth, d.genre)
+                      THEN 1.0 ELSE 0.0 END) AS reward
+           FROM decided d JOIN shown s USING (request_id)
+           GROUP BY d.request_id, d.user_id, d.genre, d.threshold, d.propensity
+           ORDER BY d.genre, d.request_id""",
+        params=[layer.layer_id, layer.model_version, layer.epoch, layer.epoch]).pl()
+
+
+def analyse(layer: Layer, logged: pl.DataFrame, previous: dict[str, float] | None = None,
+            n_resamples: int = 500) -> dict:
+    """The layer rebuilt from ``logged`` (``decisions``): its state, the distributions users draw from next, and
+    per genre the learned threshold with the off-policy values of it and of the model's own threshold."""
+    learned = layer.fresh()
+    sums = logged.group_by("genre", "threshold").agg(pl.len().alias("n"), pl.col("reward").sum())
+    for genre, threshold, n, reward in sums.iter_rows():
+        if genre in learned.genres:  # a genre the model no longer has cannot be served again
+            learned.add_evidence(genre, threshold, n, reward)
+    best, previous = learned.current_thresholds(), previous or {}
+    rows = []
+    for genre in layer.genres:
+        mine = logged.filter(pl.col("genre") == genre)
+        row = {"genre": genre, "threshold": best[genre],
+               "previous": previous.get(genre, _nearest(layer.thresholds, layer.baseline)),
+               "distribution": learned.distribution(genre), "decisions": mine.height}
+        rows.append(row | _off_policy(layer, mine, best[genre], n_resamples))
+    changed = [r for r in rows if r["threshold"] != r["previous"]]
+    return {"state": learned.state(), "rows": rows, "changed": changed, "line": _line(layer, rows, changed)}
+
+
+def _off_policy(layer: Layer, mine: pl.DataFrame, learned: float, n_resamples: int) -> dict:
+    empty = {"logged_accuracy": None, "learned_dr": None, "learned_low": None, "learned_high": None,
+             "model_dr": None, "model_low": None, "model_high": None, "gate_passed": False,
+             "reason": "no labelled decisions yet"}
+    if mine.is_empty():
+        return empty
+    actions, rewards = mine["threshold"].to_list(), mine["reward"].to_numpy()
+    propensities, users = mine["propensity"].to_numpy(), mine["user_id"].to_list()
+    arms = [repr(float(t)) for t in layer.thresholds]
+    if not set(map(repr, actions)) <= set(arms):
+        raise ValueError(f"logged thresholds {sorted(set(actions))} are not this layer's {layer.thresholds}")
+
+    def always(threshold: float) -> off_policy.Estimate:
+        target = np.zeros((len(actions), len(arms)))
+        target[:, arms.index(repr(float(threshold)))] = 1.0
+        return off_policy.doubly_robust([repr(a) for a in actions], rewards, propensities, target, arms=arms,
+                                        n_resamples=n_resamples, groups=users)
+
+    logged_value = float(rewards.mean())
+    model = always(_nearest(layer.thresholds, layer.baseline))
+    if learned == _nearest(layer.thresholds, layer.baseline):
+        return {**empty, "logged_accuracy": logged_value, "model_dr": model.value, "model_low": model.ci_low,
+                "model_high": model.ci_high, "reason": "the model's own threshold is still the best"}
+    candidate = always(learned)
+    decision = off_policy.gate(candidate, model.value)
+    return {"logged_accuracy": logged_value, "learned_dr": candidate.value, "learned_low": candidate.ci_low,
+            "learned_high": candidate.ci_high, "model_dr": model.value, "model_low": model.ci_low,
+            "model_high": model.ci_high, "gate_passed": decision.passed, "reason": decision.reason}
+
+
+def _nearest(thresholds: list[float], value: float) -> float:
+    return min(thresholds, key=lambda t: abs(t - value))
+
+
+def _line(layer: Layer, rows: list[dict], changed: list[dict]) -> str:
+    decided = sum(r["decisions"] for r in rows) // max(len(rows), 1)
+    moved = [r for r in rows if r["threshold"] != _nearest(layer.thresholds, layer.baseline)]
+    if not moved:
+        return (f"{layer.layer_id} for {layer.model_version}: every genre keeps the model's threshold "
+                f"{layer.baseline:.2f} ({decided} labelled requests per genre)")
+    parts = []
+    for r in moved:
+        proof = (f"DR accuracy {r['learned_dr']:.3f} [{r['learned_low']:.3f}, {r['learned_high']:.3f}] vs "
+                 f"{r['model_dr']:.3f} at {layer.baseline:.2f}: {'proven' if r['gate_passed'] else 'not proven'}"
+                 if r["learned_dr"] is not None else "no labelled decisions")
+        parts.append(f"{r['genre']} {r['threshold']:.2f} ({proof})")
+    news = f"; changed since the last analysis: {', '.join(r['genre'] for r in changed)}" if changed else ""
+    return (f"{layer.layer_id} for {layer.model_version} ({decided} labelled requests per genre): "
+            f"{len(moved)} of {len(rows)} genres moved from {layer.baseline:.2f}: {'; '.join(parts)}{news}")
+
+
+def previous_thresholds(con: duckdb.DuckDBPyConnection, layer: Layer) -> dict[str, float]:
+    """Each genre's learned threshold at the last analysis since the epoch (what the UI compares against)."""
+    rows = con.execute("SELECT genre, arg_max(threshold, analysed_at) FROM experiments.policy_layer_history "
+                       "WHERE layer_id = ? AND event = 'learned' AND analysed_at > ? GROUP BY genre",
+                       [layer.layer_id, _last_event_at(con, layer)]).fetchall()
+    return dict(rows)
+
+
+def save(con: duckdb.DuckDBPyConnection, layer: Layer, result: dict) -> None:
+    now = utc_now()
+    for r in result["rows"]:
+        con.execute("INSERT INTO experiments.policy_layer_history VALUES (?, ?, 'learned', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?, ?, ?, ?)",
+                    [layer.layer_id, now, r["genre"], r["threshold"], r["previous"],
+                     json.dumps({repr(t): p for t, p in r["distribution"].items()}), r["decisions"],
+                     r["logged_accuracy"], r["learned_dr"], r["learned_low"], r["learned_high"], r["model_dr"],
+                     r["model_low"], r["model_high"], r["gate_passed"], r["reason"]])
+
+
+def published(layer: Layer, state: dict | None = None) -> dict:
+    """What the router reads: per genre, the distribution over thresholds users draw from (the prior if no state)."""
+    learned = GenreThresholds.from_state(state) if state is not None else layer.fresh()
+    return {"layer_id": layer.layer_id, "model_version": layer.model_version, "salt": learned.salt,
+            "baseline": layer.baseline, "thresholds": list(learned.thresholds), "epoch": layer.epoch.isoformat(),
+            "active": layer.status == "running", "published_at": utc_now().isoformat(),
+            "genres": {genre: [learned.distribution(genre)[t] for t in learned.thresholds] for genre in layer.genres}}
+
+
+def publish(payload: dict, path: Path) -> Path:
+    """Write the layer file atomically (the serving API hot-reloads it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read(path: Path) -> dict:
+    """The published layer file, as ``published`` wrote it."""
+    return json.loads(Path(path).read_text())
+
+
+def _running(con: duckdb.DuckDBPyConnection) -> Layer:
+    layer = get(con)
+    if layer is None or layer.status != "running":
+        raise ValueError(f"the policy layer {LAYER_ID!r} is not running; start it with `trending policy-layer start`")
+    return layer
+
+
+def _event(con: duckdb.DuckDBPyConnection, event: str, reason: str) -> None:
+    con.execute("INSERT INTO experiments.policy_layer_history (layer_id, analysed_at, event, reason) "
+                "VALUES (?, ?, ?, ?)", [LAYER_ID, utc_now(), event, reason])
+
+
+def history_lines(con: duckdb.DuckDBPyConnection, layer: Layer, moved_only: bool = False) -> list[str]:
+    """The newest analysis, a line per genre (``moved_only``: those off the model's threshold), then the layer's
+    events since its start: what `trending policy-layer show` and the demo print."""
+    newest = con.execute(
+        "SELECT genre, threshold, distribution, decisions, learned_dr, learned_low, learned_high, model_dr, "
+        "gate_passed, reason FROM experiments.policy_layer_history WHERE layer_id = ? AND event = 'learned' AND "
+        "analysed_at = (SELECT max(analysed_at) FROM experiments.policy_layer_history WHERE layer_id = ? AND "
+        "event = 'learned' AND analysed_at > ?) ORDER BY genre",
+        [layer.layer_id, layer.layer_id, _last_event_at(con, layer)]).fetchall()
+    model = _nearest(layer.thresholds, layer.baseline)
+    lines = []
+    for genre, threshold, distribution, requests, dr, low, high, model_dr, passed, reason in newest:
+        if moved_only and threshold == model:
+            continue
+        share = json.loads(distribution).get(repr(float(threshold)), 0.0)
+        proof = (f"always {threshold:.2f}: DR accuracy {dr:.3f} [{low:.3f}, {high:.3f}] vs {model_dr:.3f} at "
+                 f"{layer.baseline:g}: {'OPE gate passed' if passed else 'not proven better'}"
+                 if dr is not None else reason)
+        lines.append(f"{genre}: threshold {threshold:.2f} (model {layer.baseline:g}), drawn by {share:.0%} of users, "
+                     f"{requests} labelled requests; {proof}")
+    if not moved_only:
+        events = con.execute("SELECT analysed_at, event, reason FROM experiments.policy_layer_history WHERE "
+                             "layer_id = ? AND event != 'learned' ORDER BY analysed_at", [layer.layer_id]).fetchall()
+        lines += [f"{at:%Y-%m-%d %H:%M} {event}: {reason}" for at, event, reason in events]
+    return lines
+
+
+def _last_event_at(con: duckdb.DuckDBPyConnection, layer: Layer) -> datetime:
+    return con.execute("SELECT max(analysed_at) FROM experiments.policy_layer_history WHERE layer_id = ? AND event "
+                       "IN ('started', 'reset', 'rebased')", [layer.layer_id]).fetchall()[0][0]
