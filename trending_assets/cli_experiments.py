@@ -1,4 +1,4 @@
-"""`trending ab`, `trending interleave` and `trending bandit`: start and stop the serving-surface experiments.
+"""`trending ab`, `trending interleave`, `trending bandit` and `trending ranker`: the serving-surface experiments.
 
 Each command records the experiment in the warehouse and republishes the deployment plan at once, so the API
 serves it on its next plan reload; the Dagster assets in ``defs/experiments`` analyse and decide it.
@@ -118,6 +118,37 @@ def cmd_bandit_stop(args: argparse.Namespace) -> None:
     _stop(args, "bandit", ranking_bandits.running, ranking_bandits.stop)
 
 
+def cmd_ranker_propose(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ranker_candidates, warehouse
+
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        candidate = ranker_candidates.propose(con, args.ranker, args.by or _login(), args.reason, design=args.design,
+                                              allocation_percent=args.allocation)
+        incumbent = ranker_candidates.production(con)
+    print(f"ranker {candidate.ranker} proposed: ranker_candidate_sensor starts a {candidate.design} test against the "
+          f"production ranker {incumbent} ({candidate.allocation_percent:g}% of users) once no other candidate is "
+          "under test, and promotes or rejects it on the verdict")
+
+
+def cmd_ranker_list(args: argparse.Namespace) -> None:
+    from trending_assets.lib import ranker_candidates, warehouse
+
+    home = environment.configure()
+    with warehouse.connect(home.warehouse) as con:
+        production, rankers = ranker_candidates.production(con), ranker_candidates.all_rankers(con)
+    print(f"production ranker: {production}")
+    for r in rankers:
+        print(f"  {r.ranker}: {r.status} ({r.design}{', ' + r.experiment_id if r.experiment_id else ''})"
+              f"{': ' + r.verdict if r.verdict else ''}")
+
+
+def _login() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 def add_parsers(sub, positive: Callable[[str], int]) -> None:
     """The experiment subcommands, added to the `trending` parser's subparsers."""
     ab = sub.add_parser("ab", help="A/B tests of a serving surface, e.g. vibe-tag prompt variants")
@@ -165,3 +196,16 @@ def add_parsers(sub, positive: Callable[[str], int]) -> None:
     b_stop.add_argument("id")
     b_stop.add_argument("--reason", required=True)
     b_stop.set_defaults(func=cmd_bandit_stop)
+
+    ranker = sub.add_parser("ranker", help="/trending ranker candidates, tested and promoted by the automation")
+    ranker_sub = ranker.add_subparsers(dest="ranker_command", required=True)
+    propose = ranker_sub.add_parser("propose", help="queue a candidate; ranker_candidate_sensor tests it against "
+                                                    "the production ranker")
+    propose.add_argument("ranker", help="a ranker name, e.g. genre_taste")
+    propose.add_argument("--reason", required=True, help="why it should be better")
+    propose.add_argument("--design", choices=("interleaving", "bandit"), default="interleaving")
+    propose.add_argument("--allocation", type=float, default=50.0, help="percent of users in its test")
+    propose.add_argument("--by", help="who proposes it (default: your login name)")
+    propose.set_defaults(func=cmd_ranker_propose)
+    listing = ranker_sub.add_parser("list", help="the production ranker and every candidate's status")
+    listing.set_defaults(func=cmd_ranker_list)

@@ -22,6 +22,7 @@ from trending_assets.lib import experiment_store, registry, rollout, rollout_con
 from trending_assets.lib.home import TrendingHome
 
 ACTOR = "demo:bad-challenger"
+ACTOR_RANKER = "demo:ranker-candidate"
 DECIDED = ("promoted", "rejected", "rolled_back", "invalid", "awaiting_approval")
 
 
@@ -29,7 +30,7 @@ def production_days(plan, home: TrendingHome, first: date, days: int, daemon, la
                     traffic_days: list[str], until: Callable[[list[experiment_store.Rollout]], bool],
                     echo: Callable[[str], None]) -> date:
     """Day by day from ``first`` until ``until(rollouts)`` holds or ``days`` ran out; returns the next day."""
-    seen, verdicts = _history_id(home), _decided_tests(home)
+    seen, verdicts, rankers = _history_id(home), _decided_tests(home), set()
     day = first
     for _ in range(days):
         for line in _traffic(home, day, plan.traffic_users, plan.seed):
@@ -41,6 +42,7 @@ def production_days(plan, home: TrendingHome, first: date, days: int, daemon, la
         _print_verdicts(home, verdicts, echo)
         _print_bandits(home, echo)
         _print_policy_layer(home, echo)
+        _print_rankers(home, rankers, echo)
         day += timedelta(days=1)
         if until(_rollouts(home)):
             break
@@ -74,12 +76,16 @@ def start_vibe_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
 def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
     """The third scenario: the personalised ranker (genre_taste) interleaved with popularity in /trending, a bandit
     over the same rankers, and the genre-threshold policy layer over the champion's probabilities."""
-    from trending_assets.lib import policy_layer_store, ranking_bandits, ranking_tests
+    from trending_assets.lib import policy_layer_store, ranker_candidates, ranking_bandits
 
     with warehouse.connect(home.warehouse) as con:
         experiment_store.ensure_schema(con)
-        test = ranking_tests.start(con, "ranker-test", "popularity", "genre_taste", experiment_store.watermark(con),
-                                   allocation_percent=50.0, min_users=200)
+        ranker_candidates.propose(con, "genre_taste", ACTOR_RANKER, "personalised by each user's genre taste",
+                                  allocation_percent=50.0)
+    echo("proposed ranker candidate genre_taste (`trending ranker propose genre_taste`); waiting for "
+         "ranker_candidate_sensor to start its test against the production ranker")
+    test = _wait_for_ranker_test(home, "genre_taste")
+    with warehouse.connect(home.warehouse) as con:
         bandit = ranking_bandits.start(con, "ranker-bandit", ["popularity", "genre_taste"],
                                        experiment_store.watermark(con), floor=0.1, warmup=200)
         rollout.publish_plan(con, home.deployment_plan)
@@ -87,7 +93,8 @@ def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
         layer = policy_layer_store.start(con, version, genres, baseline, experiment_store.watermark(con),
                                          actor="demo")
     policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
-    echo(f"interleaving test {test.experiment_id} (half the visitors): team-draft lists from {test.ranker_a} (A) and "
+    echo(f"ranker_candidate_sensor started interleaving test {test.experiment_id} (half the visitors): team-draft "
+         f"lists from {test.ranker_a} (A) and "
          f"{test.ranker_b} (B); each click credits the ranker that placed the movie; decided on an always-valid sign "
          f"test once {test.min_users} users prefer one (genre_taste reads the profiles serving/user_profiles builds "
          "from earlier clicks)")
@@ -98,6 +105,35 @@ def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
          f"threshold from {layer.thresholds} per user and day (Thompson sampling on label accuracy, "
          f"{layer.floor:.0%} floor); serving/genre_thresholds learns after each day and checks the learned threshold "
          f"off-policy against the model's own {baseline:g}")
+
+
+def _wait_for_ranker_test(home: TrendingHome, ranker: str, timeout_s: float = 120.0):
+    """The candidate's interleaving test, once ranker_candidate_sensor (every 10 s) has started it."""
+    import time
+
+    from trending_assets.lib import ranking_tests
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with warehouse.connect(home.warehouse) as con:
+            started = [t for t in ranking_tests.running(con) if t.ranker_b == ranker]
+        if started:
+            return started[0]
+        time.sleep(2)
+    raise TimeoutError(f"ranker_candidate_sensor did not start a test of {ranker} within {timeout_s:.0f} s; is the "
+                       "daemon running?")
+
+
+def _print_rankers(home: TrendingHome, printed: set[str], echo: Callable[[str], None]) -> None:
+    """Ranker candidates promoted or rejected since the last look."""
+    from trending_assets.lib import ranker_candidates
+
+    with warehouse.connect(home.warehouse) as con:
+        rankers = ranker_candidates.all_rankers(con)
+    for r in rankers:
+        if r.status in ("production", "rejected") and r.ranker not in printed and r.verdict:
+            echo(f"  ranker {r.ranker}: {r.status} (ranker_candidate_sensor: {r.verdict})")
+            printed.add(r.ranker)
 
 
 def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str:

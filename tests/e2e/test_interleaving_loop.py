@@ -1,6 +1,7 @@
 """Experiments on the /trending rankers in one process, every hop real except the daemon: the audience browses the
-router and its clicks build the user profiles the personalised ranker reads. Then a team-draft test of popularity
-(A) against genre_taste (B), decided by interleaving_analysis from a day of the event log (ingested, built by dbt);
+router and its clicks build the user profiles the personalised ranker reads. Then genre_taste is proposed as a ranker
+candidate: ranker_candidate_sensor starts its team-draft test against popularity, interleaving_analysis decides it
+from a day of the event log (ingested, built by dbt), and the sensor makes it the production ranker;
 a bandit between the same rankers, whose weights and off-policy gate come from ranking_bandit; and the
 genre-threshold policy layer, learned by serving/genre_thresholds from a day of labelled draws, then reset."""
 
@@ -14,13 +15,15 @@ from dagster_dbt import DbtCliResource
 from trending_assets import traffic
 from trending_assets.defs.dbt.assets import trending_dbt
 from trending_assets.defs.dbt.resources import DBT_EXECUTABLE, dbt_project
+from trending_assets.defs.experiments.ranker_sensor import ranker_candidate_sensor
 from trending_assets.defs.experiments.ranking import interleaving_analysis, ranking_bandit
 from trending_assets.defs.ingest.assets import raw_assets
 from trending_assets.defs.serving.assets import catalog, deployment_plan, user_profiles
 from trending_assets.defs.serving.policy_layer import genre_thresholds
 from trending_assets.defs.warehouse.resources import WarehouseResource
 from trending_assets.lib import deployment_plan as plan_file
-from trending_assets.lib import genre_model, policy_layer_store, ranking_bandits, ranking_tests, registry, training
+from trending_assets.lib import genre_model, policy_layer_store, ranker_candidates, ranking_bandits
+from trending_assets.lib import registry, training
 from trending_assets.lib import window_store
 from trending_assets.lib.home import TrendingHome
 from trending_assets.lib.simulator import simulate
@@ -68,7 +71,7 @@ def traffic_day(world, day: date) -> None:
     land(world, day, day)
 
 
-def test_team_draft_interleaving_finds_the_personalised_ranker_better_and_ends_the_test(world):
+def test_a_proposed_ranker_is_interleaved_by_the_automation_and_promoted_when_users_prefer_it(world):
     home, instance, resources = world
     day = START + timedelta(days=WORLD_DAYS)
     profiles = pl.read_parquet(home.user_profiles)
@@ -76,11 +79,12 @@ def test_team_draft_interleaving_finds_the_personalised_ranker_better_and_ends_t
     assert profiles.group_by("user_id").agg(pl.col("weight").sum())["weight"].is_between(0.999, 1.001).all()
 
     with connect(home.warehouse) as con:
-        ranking_tests.start(con, "ranker-test", "popularity", "genre_taste", traffic_started(day), min_users=100)
-    assert dg.materialize([deployment_plan], resources=resources, instance=instance).success
+        ranker_candidates.propose(con, "genre_taste", "test", "personalised lists", allocation_percent=100.0)
+    assert "test ranker-genre_taste-vs-popularity started" in tick(world).tags["trending/ranker"]
     plan = plan_file.read(home.deployment_plan)
     assert [(e.experiment_id, e.surface, e.design) for e in plan.experiments] == [
-        ("ranker-test", "ranking", "team_draft")]
+        ("ranker-genre_taste-vs-popularity", "ranking", "team_draft")]
+    assert plan.ranker == "popularity"
 
     traffic_day(world, day + timedelta(days=1))
     with connect(home.warehouse) as con:
@@ -103,6 +107,16 @@ def test_team_draft_interleaving_finds_the_personalised_ranker_better_and_ends_t
     assert users > 500 and required < users  # the observed gap needed fewer users than the test had
     assert status[0][0] == "decided" and "genre_taste beats popularity" in status[0][1]
     assert plan_file.read(home.deployment_plan).experiments == ()  # decided: out of the plan
+    request = tick(world)  # the automation promotes the winner: everyone outside experiments gets it
+    assert "ranker genre_taste: production" in request.tags["trending/ranker"]
+    assert plan_file.read(home.deployment_plan).ranker == "genre_taste"
+    assert isinstance(tick(world), dg.SkipReason)  # nothing more to do
+
+
+def tick(world):
+    home, instance, resources = world
+    context = dg.build_sensor_context(instance=instance, resources={"warehouse": resources["warehouse"]})
+    return ranker_candidate_sensor(context)
 
 
 def test_a_bandit_moves_traffic_to_the_better_ranker_and_its_logs_prove_it_off_policy(world):

@@ -62,3 +62,14 @@ def test_an_ab_exposure_logs_only_the_propensity():
     movies, scored = catalog()
     ranked = serving_ranking.rank(plan("ab", (0.5, 0.5)), "user-1", 5, movies, scored, {}, "v1", "r1")
     assert ranked.payload["propensity"] == 0.5 and "weights" not in ranked.payload
+
+
+def test_users_outside_ranking_experiments_get_the_plans_production_ranker():
+    movies, scored = catalog()
+    popular = serving_ranking.rank(dp.build("v1", MODELS), "user-1", 5, movies, scored, {"Comedy": 1.0}, "v1")
+    assert popular.rows == [0, 1, 2, 3, 4] and popular.exposure is None
+    promoted = dp.build("v1", MODELS, ranker="genre_taste")
+    ranked = serving_ranking.rank(promoted, "user-1", 5, movies, scored, {"Comedy": 1.0}, "v1")
+    # the comedy fan's list now leads with the most popular comedy; nothing is logged as an experiment
+    assert movies.frame["movie_id"][ranked.rows[0]] == "m01" and ranked.exposure is None
+    assert serving_ranking.rank(promoted, "user-2", 5, movies, scored, {}, "v1").rows == [0, 1, 2, 3, 4]

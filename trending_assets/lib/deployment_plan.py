@@ -89,6 +89,7 @@ class DeploymentPlan:
     canary: Canary | None = None
     experiments: tuple[Experiment, ...] = ()
     holdout: Holdout | None = None
+    ranker: str = "popularity"  # orders /trending for users outside ranking experiments (ranker_candidates)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data, ``schema_version`` included: what ``publish`` writes."""
@@ -128,6 +129,7 @@ def _validate(plan: DeploymentPlan) -> None:
     known = "is not in models; add its ModelRef to models"
     _check(bool(plan.champion), "champion: empty; name the version that serves by default")
     _check(plan.champion in plan.models, f"champion: {plan.champion!r} {known}")
+    _check(plan.ranker in RANKERS, f"ranker: {plan.ranker!r} is not one of {', '.join(RANKERS)}; name a ranker")
     for shadow in plan.shadows:
         _check(shadow in plan.models, f"shadows: {shadow!r} {known}")
         _check(shadow != plan.champion, f"shadows: {shadow!r} is the champion; a champion cannot shadow itself")
@@ -180,10 +182,11 @@ def _validate(plan: DeploymentPlan) -> None:
 
 def build(champion: str, models: dict[str, ModelRef], shadows: Iterable[str] = (), canary: Canary | None = None,
           experiments: Iterable[Experiment] = (), holdout: Holdout | None = None,
-          published_at: str | None = None) -> DeploymentPlan:
+          published_at: str | None = None, ranker: str = "popularity") -> DeploymentPlan:
     """A validated plan with its content-hash ``plan_id``; ``published_at`` defaults to now (UTC)."""
     stamp = published_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    draft = DeploymentPlan("", stamp, champion, dict(models), tuple(shadows), canary, tuple(experiments), holdout)
+    draft = DeploymentPlan("", stamp, champion, dict(models), tuple(shadows), canary, tuple(experiments), holdout,
+                           ranker)
     _validate(draft)
     return dataclasses.replace(draft, plan_id=_plan_id(draft))
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from trending_assets.lib import (ab_stats, ab_tests, deployment_plan, experiment_store, ranking_bandits, ranking_tests,
-                                 registry)
+from trending_assets.lib import (ab_stats, ab_tests, deployment_plan, experiment_store, ranker_candidates,
+                                 ranking_bandits, ranking_tests, registry)
 from trending_assets.lib.experiment_analysis import PRIMARY, Analysis
 
 CHAMPION, CHALLENGER, VALIDATED = "champion", "challenger", "production-validated"
@@ -224,7 +224,7 @@ def plan_for(con: duckdb.DuckDBPyConnection, holdout: deployment_plan.Holdout | 
     tests = tuple(test.plan_experiment() for test in [*ab_tests.running(con), *ranking_tests.running(con),
                                                       *ranking_bandits.running(con)])
     return deployment_plan.build(champion.version_id, models, shadows=shadows, canary=canary, experiments=tests,
-                                 holdout=holdout)
+                                 holdout=holdout, ranker=ranker_candidates.production(con))
 
 
 def publish_plan(con: duckdb.DuckDBPyConnection, path: Path) -> deployment_plan.DeploymentPlan | None:

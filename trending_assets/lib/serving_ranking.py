@@ -8,7 +8,8 @@ the variant's weight in the plan as its propensity (a bandit's weights are its c
 request id in every process), and each position records the team (A: the first variant, B: the second) that
 contributed it: the impression log carries it, and clicks on it are credited to that team.
 
-Rankers choose among the ``CANDIDATES`` most popular catalog movies. A personalised ranker reads the user's genre
+Users outside every ranking experiment get the plan's production ranker (``plan.ranker``: popularity until a
+candidate wins its test, ``ranker_candidates``). Rankers choose among the ``CANDIDATES`` most popular catalog movies. A personalised ranker reads the user's genre
 profile, published by the ``serving/user_profiles`` asset from the genres shown on the movies the user clicked
 (``serving_catalog.build_profiles``); a user without one is ranked by popularity.
 """
@@ -46,13 +47,15 @@ def rank(plan: DeploymentPlan, user_id: str, limit: int, catalog, scored, profil
     """
     height = catalog.frame.height
     chosen = assignment.assign_variant(plan, "ranking", user_id)
-    if chosen is None:
+    if chosen is None and plan.ranker == "popularity":  # the catalog is sorted by popularity already
         return Ranked(list(range(min(limit, height))))
-    experiment, variant = chosen
     rows = range(min(CANDIDATES, height))
     popularity = catalog.frame["popularity"].fill_null(0.0)
     ids = catalog.frame["movie_id"]
     candidates = [rankers.Candidate(ids[r], float(popularity[r]), tuple(scored.names(r))) for r in rows]
+    if chosen is None:  # the production ranker a candidate test promoted
+        return Ranked([catalog.rows[m] for m in rankers.RANKERS[plan.ranker](candidates, profile)[:limit]])
+    experiment, variant = chosen
     payload = {"surface": "ranking", "design": experiment.design}
     if experiment.design != "team_draft":  # ab or bandit: the user's variant orders the list
         order = rankers.RANKERS[variant.ranker](candidates, profile)[:limit]
