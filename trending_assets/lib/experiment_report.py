@@ -52,9 +52,15 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
             if verdict:
                 lines.append(f"  verdict: {verdict[:300]}")
     if table_exists(con, "experiments", "bandit_results"):
-        for experiment_id, status, verdict in con.execute(
-                "SELECT experiment_id, status, verdict FROM experiments.ranking_bandits ORDER BY created_at").fetchall():
-            lines.append(f"{experiment_id}: Thompson-sampling bandit over rankers -> {status}")
+        columns = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                             "'experiments' AND table_name = 'ranking_bandits'").fetchall()}
+        policy = "policy" if "policy" in columns else "'thompson'"  # a warehouse from before the policy choice
+        allocation = "allocation_p" if "allocation_p" in columns else "NULL"
+        for experiment_id, status, verdict, name, allocation_p in con.execute(
+                f"SELECT experiment_id, status, verdict, {policy}, {allocation} FROM experiments.ranking_bandits "
+                "ORDER BY created_at").fetchall():
+            audit = f"; allocation audit p={allocation_p:.3g}" if allocation_p is not None else ""
+            lines.append(f"{experiment_id}: {name} bandit over rankers -> {status}{audit}")
             for arm, requests, rate, weight, dr, low, high, logged, passed in con.execute(
                     "SELECT arm, requests, click_rate, next_weight, dr, dr_low, dr_high, logged_value, gate_passed "
                     "FROM experiments.bandit_results WHERE experiment_id = ? AND analysed_at = (SELECT max(analysed_at) "
@@ -65,6 +71,7 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
                              + (" (OPE gate passed)" if passed else ""))
             if verdict:
                 lines.append(f"  verdict: {verdict[:300]}")
+    lines += _rankers_and_layer(con)
     lines.append("\nchampion alias history (ml.alias_history):")
     for seq, from_version, to_version, moved_at, actor, why in con.execute(
             "SELECT seq, from_version, to_version, moved_at, actor, reason FROM ml.alias_history "
@@ -72,6 +79,22 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
         lines.append(f"  #{seq} {moved_at:%H:%M:%S} {from_version or '-'} -> {to_version or '-'}  {actor}: "
                      f"{why[:140]}")
     return "\n".join(lines)
+
+
+def _rankers_and_layer(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The /trending ranker candidates and the genre-threshold policy layer's newest analysis."""
+    from trending_assets.lib import policy_layer_store, ranker_candidates
+
+    lines = []
+    rankers = ranker_candidates.all_rankers(con)
+    if rankers:
+        lines.append(f"/trending production ranker: {ranker_candidates.production(con)}")
+        lines += [f"  {r.ranker}: {r.status}" + (f": {r.verdict[:250]}" if r.verdict else "") for r in rankers]
+    layer = policy_layer_store.get(con)
+    if layer is not None:
+        lines.append(f"{layer.layer_id}: policy layer over {layer.model_version} -> {layer.status}")
+        lines += [f"  {line}" for line in policy_layer_store.history_lines(con, layer)]
+    return lines
 
 
 def _latest_results(con: duckdb.DuckDBPyConnection, experiment_id: str) -> list[str]:
