@@ -43,9 +43,9 @@ def cmd_interleave_start(args: argparse.Namespace) -> None:
     with warehouse.connect(home.warehouse) as con:
         experiment_store.ensure_schema(con)
         started = experiment_store.watermark(con) or date(1970, 1, 1)
-        test = ranking_tests.start(con, args.id, *rankers, started, min_users=args.min_users)
+        test = ranking_tests.start(con, args.id, *rankers, started, min_users=args.min_users, design=args.design)
         plan = rollout.publish_plan(con, home.deployment_plan)
-    print(f"interleaving test {test.experiment_id} running: team-draft lists from {test.ranker_a} (A) and "
+    print(f"interleaving test {test.experiment_id} running: {test.design} lists from {test.ranker_a} (A) and "
           f"{test.ranker_b} (B); decided by a sign test once {test.min_users} users have a preference; plan "
           f"{plan.plan_id if plan else '(none yet: no champion)'} published")
 
@@ -170,6 +170,8 @@ def add_parsers(sub, positive: Callable[[str], int]) -> None:
     il_start = interleave_sub.add_parser("start", help="start a team-draft test; the plan gains it at once")
     il_start.add_argument("--id", default="ranker-test", help="experiment id (unique)")
     il_start.add_argument("--rankers", default="popularity,genre_taste", help="two rankers, the incumbent first")
+    il_start.add_argument("--design", choices=("team_draft", "balanced"), default="team_draft",
+                          help="how the two rankings are merged and clicks credited")
     il_start.add_argument("--min-users", type=positive, default=100,
                           help="users with a preference before a verdict")
     il_start.set_defaults(func=cmd_interleave_start)

@@ -73,3 +73,19 @@ def test_users_outside_ranking_experiments_get_the_plans_production_ranker():
     # the comedy fan's list now leads with the most popular comedy; nothing is logged as an experiment
     assert movies.frame["movie_id"][ranked.rows[0]] == "m01" and ranked.exposure is None
     assert serving_ranking.rank(promoted, "user-2", 5, movies, scored, {}, "v1").rows == [0, 1, 2, 3, 4]
+
+
+def test_a_balanced_interleaving_logs_each_positions_rank_in_both_rankings():
+    movies, scored = catalog()
+    experiment = dp.Experiment("ranker-test", "ranking", "salt-test", 100.0, (
+        dp.Variant("A", 0.5, ranker="popularity"), dp.Variant("B", 0.5, ranker="genre_taste")), design="balanced")
+    served = dp.build("v1", MODELS, experiments=(experiment,))
+    ranked = serving_ranking.rank(served, "user-1", 6, movies, scored, {"Comedy": 1.0}, "v1", "r1")
+    ids = [movies.frame["movie_id"][r] for r in ranked.rows]
+    by_popularity = movies.frame["movie_id"].to_list()
+    payloads = ranked.position_payloads()
+    assert len(payloads) == 6 and len(set(ids)) == 6
+    for movie, payload in zip(ids, payloads):
+        assert payload["rank_a"] == by_popularity.index(movie) + 1 and payload["team"] in ("A", "B")
+    # the comedy fan's taste ranks the most popular comedy first in B
+    assert payloads[ids.index("m01")]["rank_b"] == 1

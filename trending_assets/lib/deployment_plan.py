@@ -28,7 +28,8 @@ SURFACES = ("genres", "vibe_tags", "ranking")
 # how an experiment compares its variants: users split between them by fixed weights (ab) or by a bandit's current
 # probabilities (bandit), or (rankers only) one team-draft interleaved list, whose log (the team of each position) is
 # all its credit needs; balanced interleaving, whose credit needs both original rankings, is not served
-DESIGNS = ("ab", "bandit", "team_draft")
+DESIGNS = ("ab", "bandit", "team_draft", "balanced")
+INTERLEAVED = ("team_draft", "balanced")  # designs that merge two rankings into one list
 WEIGHT_TOLERANCE = 1e-6
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Experiment:
     salt: str
     allocation_percent: float
     variants: tuple[Variant, ...]
-    design: str = "ab"  # one of DESIGNS; team_draft interleaves the two variants' rankings
+    design: str = "ab"  # one of DESIGNS; team_draft and balanced interleave the two variants' rankings
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def _validate(plan: DeploymentPlan) -> None:
         if e.design != "ab":
             _check(e.surface == "ranking", f"{at}.design: {e.design} is for rankers; use it on surface ranking, "
                                            "or design ab")
-        if e.design == "team_draft":
+        if e.design in INTERLEAVED:
             _check(len(e.variants) == 2, f"{at}.variants: {len(e.variants)} given; interleaving compares exactly 2")
         total = math.fsum(v.weight for v in e.variants)
         _check(abs(total - 1) <= WEIGHT_TOLERANCE, f"{at}.variants: weights sum to {total}; make them sum to 1")

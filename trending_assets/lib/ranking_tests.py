@@ -1,11 +1,12 @@
 """Interleaving tests of ``/trending`` rankers: recorded, served through the plan, analysed from the event log.
 
-A test is a plan ``Experiment`` on surface ``ranking`` with design ``team_draft`` and two variants naming rankers
-(A, then B). The router logs one ``exposure`` per request for it (variant ``interleaved``, the request id in its
-payload) and the team of every listed position in the impression's payload; clients (and the simulator) send the
-request id with each click. A click is credited to the team whose ranker placed the clicked movie; a user prefers
-the ranker credited with more of their clicks over the whole test; the verdict is a sign test over users with a
-preference (``interleaving.verdict_from_counts``), and the power analysis plans how many users a gap of the
+A test is a plan ``Experiment`` on surface ``ranking`` with design ``team_draft`` (or ``balanced``) and two variants
+naming rankers (A, then B). The router logs one ``exposure`` per request for it (variant ``interleaved``, the
+request id in its payload) and the team of every listed position in the impression's payload (balanced: also the
+movie's rank in A and in B); clients (and the simulator) send the request id with each click. Team draft credits a
+click to the team whose ranker placed the clicked movie, balanced by its top-k rule (``user_credits``); a user
+prefers the ranker credited with more of their clicks over the whole test; the verdict is a sign test over users
+with a preference (``interleaving.verdict_from_counts``), and the power analysis plans how many users a gap of the
 pilot's size needs (``interleaving.required_users``). The analysis runs after every feedback update, so the test
 is decided on the always-valid p-value of a Beta-mixture SPRT (``sequential.sign_test_p_value``, running minimum
 over looks), not on the sign test's p-value, which is valid for one look only.
@@ -21,6 +22,7 @@ import polars as pl
 
 from trending_assets.lib import deployment_plan, interleaving, sequential
 from trending_assets.lib.ingest import utc_now
+from trending_assets.lib.deployment_plan import INTERLEAVED
 from trending_assets.lib.rankers import RANKERS
 from trending_assets.lib.warehouse import table_exists
 
@@ -28,7 +30,7 @@ DDL = (
     "CREATE SCHEMA IF NOT EXISTS experiments",
     """CREATE TABLE IF NOT EXISTS experiments.ranking_tests (
         experiment_id VARCHAR PRIMARY KEY,
-        design VARCHAR NOT NULL,               -- team_draft
+        design VARCHAR NOT NULL,               -- team_draft | balanced
         salt VARCHAR NOT NULL,
         ranker_a VARCHAR NOT NULL,             -- the incumbent
         ranker_b VARCHAR NOT NULL,             -- the challenger
@@ -84,9 +86,12 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def start(con: duckdb.DuckDBPyConnection, experiment_id: str, ranker_a: str, ranker_b: str, started_at: datetime,
-          allocation_percent: float = 100.0, min_users: int = 100) -> RankingTest:
-    """Record a running team-draft test of ``ranker_b`` (challenger) against ``ranker_a`` (incumbent)."""
+          allocation_percent: float = 100.0, min_users: int = 100, design: str = "team_draft") -> RankingTest:
+    """Record a running interleaving test (``design`` team_draft or balanced) of ``ranker_b`` (challenger) against
+    ``ranker_a`` (incumbent)."""
     ensure_schema(con)
+    if design not in INTERLEAVED:
+        raise ValueError(f"--design {design!r}: use one of {', '.join(INTERLEAVED)}")
     for name in (ranker_a, ranker_b):
         if name not in RANKERS:
             raise ValueError(f"{name!r} is not a ranker; use one of {', '.join(RANKERS)}")
@@ -94,9 +99,9 @@ def start(con: duckdb.DuckDBPyConnection, experiment_id: str, ranker_a: str, ran
         raise ValueError(f"an interleaving test needs two different rankers; got {ranker_a} twice")
     if experiment_id in {t.experiment_id for t in running(con)}:
         raise ValueError(f"ranking test {experiment_id!r} is already running; stop it first or pick another id")
-    con.execute("INSERT INTO experiments.ranking_tests VALUES (?, 'team_draft', ?, ?, ?, ?, ?, 'running', ?, ?, "
-                "NULL, NULL)", [experiment_id, f"{experiment_id}-salt", ranker_a, ranker_b, allocation_percent,
-                                min_users, started_at, utc_now()])
+    con.execute("INSERT INTO experiments.ranking_tests VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, NULL, NULL)",
+                [experiment_id, design, f"{experiment_id}-salt", ranker_a, ranker_b, allocation_percent, min_users,
+                 started_at, utc_now()])
     return running(con)[-1]
 
 
@@ -115,30 +120,46 @@ def finish(con: duckdb.DuckDBPyConnection, experiment_id: str, status: str, verd
 
 
 def user_credits(con: duckdb.DuckDBPyConnection, test: RankingTest) -> pl.DataFrame:
-    """Per exposed user: clicks credited to A and to B over the test (0 and 0 for a user who never clicked)."""
+    """Per exposed user: clicks credited to A and to B over the test (0 and 0 for a user who never clicked).
+
+    Team draft credits a click to the team of its position. Balanced interleaving (``interleaving.credit``) takes the
+    deepest clicked position's movie, k = the better of its ranks in A and B, and credits each ranker with the
+    clicked movies in its own top k."""
     return con.sql(
-        """WITH requests AS (
+        f"""WITH requests AS (
                SELECT DISTINCT json_extract_string(payload, '$.request_id') AS request_id, user_id
                FROM marts.fct_feedback_events
                WHERE event_type = 'exposure' AND experiment_id = ? AND occurred_at > ?),
            listed AS (
                SELECT json_extract_string(payload, '$.request_id') AS request_id, movie_id,
-                      json_extract_string(payload, '$.team') AS team
+                      json_extract_string(payload, '$.team') AS team,
+                      CAST(json_extract(payload, '$.position') AS INTEGER) AS position,
+                      CAST(json_extract(payload, '$.rank_a') AS INTEGER) AS rank_a,
+                      CAST(json_extract(payload, '$.rank_b') AS INTEGER) AS rank_b
                FROM marts.fct_feedback_events
                WHERE event_type = 'impression' AND occurred_at > ?
                  AND json_extract_string(payload, '$.request_id') IN (SELECT request_id FROM requests)),
            clicked AS (
                SELECT DISTINCT json_extract_string(payload, '$.request_id') AS request_id, movie_id
                FROM marts.fct_feedback_events
-               WHERE event_type = 'click' AND occurred_at > ?)
-           SELECT r.user_id,
-                  count(c.movie_id) FILTER (l.team = 'A') AS credit_a,
-                  count(c.movie_id) FILTER (l.team = 'B') AS credit_b
-           FROM requests r
-           LEFT JOIN listed l USING (request_id)
-           LEFT JOIN clicked c ON c.request_id = l.request_id AND c.movie_id = l.movie_id
-           GROUP BY r.user_id ORDER BY r.user_id""",
+               WHERE event_type = 'click' AND occurred_at > ?),
+           shown AS (
+               SELECT r.user_id, l.*, c.movie_id IS NOT NULL AS click,
+                      arg_max(least(l.rank_a, l.rank_b), l.position) FILTER (c.movie_id IS NOT NULL)
+                          OVER (PARTITION BY l.request_id) AS k
+               FROM requests r
+               LEFT JOIN listed l USING (request_id)
+               LEFT JOIN clicked c ON c.request_id = l.request_id AND c.movie_id = l.movie_id)
+           SELECT user_id,
+                  count(*) FILTER ({_CREDIT[test.design].format(team="A", rank="rank_a")}) AS credit_a,
+                  count(*) FILTER ({_CREDIT[test.design].format(team="B", rank="rank_b")}) AS credit_b
+           FROM shown GROUP BY user_id ORDER BY user_id""",
         params=[test.experiment_id, test.started_at, test.started_at, test.started_at]).pl()
+
+
+# When a listed movie's click counts for a team: its position's team (team draft), or the team's own rank within
+# the request's top k (balanced).
+_CREDIT = {"team_draft": "click AND team = '{team}'", "balanced": "click AND {rank} <= k"}
 
 
 def analyse(test: RankingTest, credits: pl.DataFrame, previous_sequential_p: float = 1.0, alpha: float = 0.05,

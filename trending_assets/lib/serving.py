@@ -275,7 +275,7 @@ class Router:
             extra.append((assignment.Assignment(chosen.model_version, "experiment", experiment.experiment_id,
                                                 variant.name), {"surface": "vibe_tags", "generator": variant.generator}))
         return self._respond(plan, chosen, user_id, "trending", frame, scored, items, started, extra,
-                             (catalog, ranked.rows), ranked.teams, request_id)
+                             (catalog, ranked.rows), ranked.position_payloads(), request_id)
 
     def _run(self, score, chosen: assignment.Assignment, user_id: str, surface: str) -> Scored:
         self.requests += 1
@@ -289,7 +289,7 @@ class Router:
             raise
 
     def _respond(self, plan, chosen, user_id, surface, frame, scored, items, started, extra=(), catalog=None,
-                 teams=None, request_id=None) -> dict:
+                 positions=None, request_id=None) -> dict:
         request_id = request_id or uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1000
         now = self._now()
@@ -298,7 +298,7 @@ class Router:
             "latency_ms": round(latency_ms, 3), "plan_id": plan.plan_id, "movies": frame.height}, now)]
         events += [_event("impression", user_id, item["movie_id"], chosen, {
             "request_id": request_id, "surface": surface, "position": i + 1, "genres": item["genres"],
-            **({"team": teams[i]} if teams else {})}, now)
+            **(positions[i] if positions else {})}, now)
             for i, item in enumerate(items)]
         # other experiments this response took part in (a vibe-tag test): one exposure each
         events += [_event("exposure", user_id, None, other, {"request_id": request_id, "status": "ok", **payload}, now)
