@@ -163,3 +163,14 @@ def test_bad_input_is_refused_with_clear_errors():
         off_policy_value([], "comedy", {0.5: 0.5}, thresholds=DEFAULT_THRESHOLDS)
     with pytest.raises(ValueError, match="not a policy layer state"):
         GenreThresholds.from_state({"genres": {}})
+
+
+def test_a_genre_whose_thresholds_are_all_right_keeps_the_baseline_however_often_each_was_drawn():
+    layer = GenreThresholds(["western"], warmup=0)
+    for threshold, times in zip(DEFAULT_THRESHOLDS, (700, 650, 900, 600, 800, 750)):
+        layer.add_evidence("western", threshold, times, float(times))  # every decision right: no movie is a western
+    assert layer.current_thresholds() == {"western": 0.5}
+    layer.add_evidence("western", 0.3, 400, 300.0)  # 0.3 now measurably worse: the baseline stays
+    assert layer.current_thresholds() == {"western": 0.5}
+    layer.add_evidence("western", 0.5, 400, 300.0)  # the baseline too: the most accurate arm, 0.4, is now ahead
+    assert layer.current_thresholds() == {"western": 0.4}

@@ -28,6 +28,7 @@ from trending_assets.lib.bandits import ThompsonSampling
 from trending_assets.lib.genre_model import DEFAULT_THRESHOLD
 
 DEFAULT_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+SURE_Z = 1.645  # a learned threshold replaces the baseline once ahead with 95% posterior probability (normal approx.)
 ESTIMATORS = {"ips": off_policy.ips, "snips": off_policy.snips, "doubly_robust": off_policy.doubly_robust}
 
 
@@ -163,7 +164,12 @@ class GenreThresholds:
         self._distributions.clear()
 
     def current_thresholds(self) -> dict[str, float]:
-        """Per genre, the threshold with the highest posterior mean accuracy; ties go to the one nearest baseline."""
+        """Per genre, the threshold with the highest posterior mean accuracy once it is ahead of the baseline's with
+        95% posterior probability; until then the baseline (the candidate nearest it).
+
+        Without that bar an arm "wins" on no evidence: where every threshold is always right (a genre no listed movie
+        has), each arm's posterior mean is (1 + n) / (2 + n), and the arm drawn most often would be reported as
+        learned."""
         return {genre: self._best(bandit) for genre, bandit in self.bandits.items()}
 
     def summary_lines(self) -> list[str]:
@@ -206,11 +212,16 @@ class GenreThresholds:
 
     def _best(self, bandit: ThompsonSampling) -> float:
         alpha = bandit.prior_alpha + bandit.reward_sums
-        means = alpha / (alpha + bandit.prior_beta + bandit.counts - bandit.reward_sums)
+        beta = bandit.prior_beta + bandit.counts - bandit.reward_sums
+        means = alpha / (alpha + beta)
+        variances = alpha * beta / ((alpha + beta) ** 2 * (alpha + beta + 1))
+        base = bandit.index(self._arm[min(self.thresholds, key=lambda t: abs(t - self.baseline))])
         # Rounded so that float noise cannot break a tie (the prior ties every arm) away from the baseline.
-        return max(self.thresholds, key=lambda t: (round(means[bandit.index(self._arm[t])], 12),
-                                                   -abs(t - self.baseline)))
-
+        best = bandit.index(self._arm[max(self.thresholds, key=lambda t: (
+            round(means[bandit.index(self._arm[t])], 12), -abs(t - self.baseline)))])
+        spread = math.sqrt(variances[best] + variances[base])
+        ahead = best != base and (means[best] - means[base]) > SURE_Z * spread
+        return self.thresholds[best if ahead else base]
 
 def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
     """The candidate thresholds as floats: at least two, distinct, each strictly between 0 and 1."""
