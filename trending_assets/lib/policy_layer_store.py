@@ -228,7 +228,8 @@ def _off_policy(layer: Layer, mine: pl.DataFrame, learned: float, n_resamples: i
     model = always(_nearest(layer.thresholds, layer.baseline))
     if learned == _nearest(layer.thresholds, layer.baseline):
         return {**empty, "logged_accuracy": logged_value, "model_dr": model.value, "model_low": model.ci_low,
-                "model_high": model.ci_high, "reason": "no threshold is ahead of the model's own with 95% posterior probability yet"}
+                "model_high": model.ci_high,
+                "reason": "no threshold is ahead of the model's own with 95% posterior probability yet"}
     candidate = always(learned)
     decision = off_policy.gate(candidate, model.value)
     return {"logged_accuracy": logged_value, "learned_dr": candidate.value, "learned_low": candidate.ci_low,
