@@ -22,7 +22,8 @@ from trending_assets.defs.serving.assets import catalog, deployment_plan, user_p
 from trending_assets.defs.serving.policy_layer import genre_thresholds
 from trending_assets.defs.warehouse.resources import WarehouseResource
 from trending_assets.lib import deployment_plan as plan_file
-from trending_assets.lib import genre_model, policy_layer_store, ranker_candidates, ranking_bandits
+from trending_assets.lib import genre_model, policy_layer_learning, policy_layer_store, ranker_candidates
+from trending_assets.lib import ranking_bandits
 from trending_assets.lib import registry, training
 from trending_assets.lib import window_store
 from trending_assets.lib.home import TrendingHome
@@ -157,7 +158,7 @@ def test_the_policy_layer_learns_thresholds_from_labelled_draws_and_a_reset_from
 
     traffic_day(world, day + timedelta(days=1))
     with connect(home.warehouse) as con:
-        logged = policy_layer_store.decisions(con, layer)
+        logged = policy_layer_learning.decisions(con, layer)
         shown = con.execute(
             "SELECT i.movie_id, CAST(json_extract(i.payload, '$.genres') AS VARCHAR[]), "
             "CAST(json_extract(e.payload, '$.thresholds') AS DOUBLE[]) FROM marts.fct_feedback_events e "

@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from trending_assets.lib import policy_layer_learning as learning
 from trending_assets.lib import policy_layer_store as store
 from trending_assets.lib.serving_policy import PublishedLayer, ThresholdLayer
 
@@ -77,7 +78,7 @@ def exact_accuracy(con, genre: str, threshold: float) -> float:
 
 
 def learn(con, layer: store.Layer) -> dict:
-    result = store.analyse(layer, store.decisions(con, layer), store.previous_thresholds(con, layer),
+    result = learning.analyse(layer, learning.decisions(con, layer), store.previous_thresholds(con, layer),
                            n_resamples=200)
     store.save(con, layer, result)
     return result
@@ -107,7 +108,7 @@ def test_the_served_layer_learns_the_under_confident_genres_threshold_and_proves
 def test_decisions_reward_the_share_of_movies_where_show_or_hide_matched_the_label(con):
     layer = store.start(con, "xgb-a", GENRES, 0.5, START)
     serve_day(con, layer, store.published(layer), 1, users=40)
-    logged = store.decisions(con, layer)
+    logged = learning.decisions(con, layer)
     assert logged.height == 80 and set(logged["genre"]) == set(GENRES)
     truth = {m: set(g) for m, g in con.execute("SELECT movie_id, genres FROM marts.dim_movies").fetchall()}
     impressions = con.execute("SELECT user_id, movie_id, payload FROM marts.fct_feedback_events WHERE "
@@ -127,12 +128,12 @@ def test_reset_forgets_what_was_learned_and_rebase_ignores_the_old_models_logs(c
         published = store.published(layer, learn(con, layer)["state"])
     assert published["genres"]["documentary"][1] > 0.5
     layer = store.reset(con, START + timedelta(days=4), "a test reset")
-    assert store.decisions(con, layer).is_empty() and store.previous_thresholds(con, layer) == {}
+    assert learning.decisions(con, layer).is_empty() and store.previous_thresholds(con, layer) == {}
     fresh = learn(con, layer)
     assert store.published(layer, fresh["state"])["genres"]["documentary"] == pytest.approx([1 / 6] * 6)
     serve_day(con, layer, store.published(layer), 5)  # logged for xgb-a; the champion then changes
     layer = store.rebase(con, "xgb-b", GENRES, 0.5, START + timedelta(days=4))
-    assert store.decisions(con, layer).is_empty()
+    assert learning.decisions(con, layer).is_empty()
     events = [line.split(": ", 1)[0].split()[-1] for line in store.history_lines(con, layer)]
     assert events == ["started", "reset", "rebased"]
     with pytest.raises(ValueError, match="already running"):

@@ -215,13 +215,18 @@ class GenreThresholds:
         beta = bandit.prior_beta + bandit.counts - bandit.reward_sums
         means = alpha / (alpha + beta)
         variances = alpha * beta / ((alpha + beta) ** 2 * (alpha + beta + 1))
-        base = bandit.index(self._arm[min(self.thresholds, key=lambda t: abs(t - self.baseline))])
+        base = bandit.index(self._arm[nearest(self.thresholds, self.baseline)])
         # Rounded so that float noise cannot break a tie (the prior ties every arm) away from the baseline.
         best = bandit.index(self._arm[max(self.thresholds, key=lambda t: (
             round(means[bandit.index(self._arm[t])], 12), -abs(t - self.baseline)))])
         spread = math.sqrt(variances[best] + variances[base])
         ahead = best != base and (means[best] - means[base]) > SURE_Z * spread
         return self.thresholds[best if ahead else base]
+
+def nearest(thresholds: Sequence[float], value: float) -> float:
+    """The candidate threshold nearest ``value`` (the model's own threshold, as the layer can serve it)."""
+    return min(thresholds, key=lambda t: abs(t - value))
+
 
 def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
     """The candidate thresholds as floats: at least two, distinct, each strictly between 0 and 1."""

@@ -7,7 +7,7 @@ import polars as pl
 
 from trending_assets.defs.automation.conditions import on_upstream_update
 from trending_assets.defs.warehouse.resources import WAREHOUSE_POOL, WarehouseResource
-from trending_assets.lib import experiment_store, policy_layer_store, registry
+from trending_assets.lib import experiment_store, policy_layer_learning, policy_layer_store, registry
 from trending_assets.lib.reports import markdown_table
 
 KEY = dg.AssetKey(["serving", "genre_thresholds"])
@@ -49,8 +49,8 @@ def genre_thresholds(context: dg.AssetExecutionContext, config: GenreThresholdsC
             layer = policy_layer_store.rebase(con, version, genres, baseline,
                                               experiment_store.watermark(con) or layer.epoch)
             events.append(f"rebased on the new champion {version}")
-        result = policy_layer_store.analyse(layer, policy_layer_store.decisions(con, layer),
-                                            policy_layer_store.previous_thresholds(con, layer))
+        result = policy_layer_learning.analyse(layer, policy_layer_learning.decisions(con, layer),
+                                               policy_layer_store.previous_thresholds(con, layer))
         policy_layer_store.save(con, layer, result)
     policy_layer_store.publish(policy_layer_store.published(layer, result["state"]), path)
     for event in events:
