@@ -1,14 +1,17 @@
-"""Serving benchmark: the real API under load over HTTP, and the router's own cost in-process, for two plans.
+"""Serving benchmark: the real API under load over HTTP, and the router's own cost in-process, for three plans.
 
     .venv/bin/python bench/serve.py                          # 20k requests per plan, 32 in flight
     .venv/bin/python bench/serve.py --requests 2000 --router-calls 500     # smoke run
 
 Setup (not timed): a temp TRENDING_HOME with three XGBoost genre models trained on simulated movies (a champion, a
 canary and a shadow), a 500-movie catalog of simulated movies (the size ``serving/catalog`` publishes) and a
-deployment plan. Two plans are measured side by side in one run:
+deployment plan. Three plans are measured side by side in one run:
 
 * champion: the champion serves everyone;
-* rollout: the champion, a canary at 25% and a shadow model scoring every request in the background.
+* rollout: the champion, a canary at 25% and a shadow model scoring every request in the background;
+* personalised: the champion with the policy layer (every user draws a threshold per genre, logged in a second
+  exposure) and ``genre_taste`` as the production ranker (profiles for every bench user), the per-request work the
+  ranker candidates and the layer add to ``/trending``.
 
 For each plan the server is a separate process (``uvicorn.run(create_app(TrendingHome.from_env()))``, one worker,
 on 127.0.0.1, the app's defaults), so the load generator does not share its GIL. The load generator is asyncio and
@@ -40,7 +43,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import httpx
@@ -52,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 
-from trending_assets.lib import deployment_plan, serving_catalog  # noqa: E402
+from trending_assets.lib import deployment_plan, genre_model, policy_layer_store, serving_catalog  # noqa: E402
+from trending_assets.lib.policy_layer import DEFAULT_THRESHOLDS  # noqa: E402
 from trending_assets.lib.deployment_plan import Canary, DeploymentPlan, ModelRef  # noqa: E402
 from trending_assets.lib.home import TrendingHome  # noqa: E402
 from trending_assets.lib.registry import artifact_sha256  # noqa: E402
@@ -67,6 +71,8 @@ THROUGHPUT_TARGET = 1000.0
 CATALOG_MOVIES = 500
 TRAINING_MOVIES = 1000
 MODELS = {"champion": 1, "canary": 2, "shadow": 3}  # version -> training seed
+PERSONALISED = "champion + layer + genre_taste"
+LAYER_ID = policy_layer_store.LAYER_ID
 SERVER = ("import uvicorn; from trending_assets.api.app import create_app; "
           "from trending_assets.lib.home import TrendingHome; "
           "uvicorn.run(create_app(TrendingHome.from_env()), host='127.0.0.1', port={port}, log_level='warning', "
@@ -93,15 +99,30 @@ def build_home(root: Path) -> tuple[TrendingHome, dict[str, DeploymentPlan]]:
         "champion only": deployment_plan.build("champion", {"champion": refs["champion"]}),
         "champion + shadow + canary 25%": deployment_plan.build(
             "champion", refs, shadows=("shadow",), canary=Canary("canary-bench", "canary", 25, "salt-bench")),
+        PERSONALISED: deployment_plan.build("champion", {"champion": refs["champion"]}, ranker="genre_taste"),
     }
+    genres = list(genre_model.load("xgboost", refs["champion"].artifact_path).genres)
+    rng = np.random.default_rng(5)  # a profile over three genres for each bench user (u<i>, w<i>, r<i>)
+    users = [f"{p}{i}" for p in "uwr" for i in range(30_000)]
+    picks = [rng.choice(genres, size=3, replace=False) for _ in users]
+    serving_catalog.publish(pl.DataFrame({"user_id": np.repeat(users, 3), "genre": np.concatenate(picks),
+                                          "weight": 1 / 3}), home.user_profiles)
     return home, plans
+
+
+def publish_layer(home: TrendingHome, active: bool) -> None:
+    """The policy layer at its prior (uniform over the thresholds) for the champion, or stopped."""
+    genres = list(genre_model.load("xgboost", home.models / "champion").genres)
+    layer = policy_layer_store.Layer(LAYER_ID, "champion", genres, 0.5, list(DEFAULT_THRESHOLDS), 0.1, 20,
+                                     "running" if active else "stopped", datetime(2026, 1, 1))
+    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
 
 
 @dataclass
 class Load:
     seconds: float
     latencies_ms: dict[str, list[float]]  # per endpoint
-    statuses: dict[int, int]
+    statuses: dict[int | str, int]  # HTTP status, or "transport error (...)" for a dropped connection
     client_cpu_s: float
     server_cpu_s: float
 
@@ -111,7 +132,7 @@ class Load:
 
     @property
     def non_2xx(self) -> int:
-        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+        return sum(n for status, n in self.statuses.items() if not (isinstance(status, int) and 200 <= status < 300))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -137,21 +158,24 @@ async def generate(url: str, first: int, requests: int, concurrency: int, predic
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
     latencies: dict[str, list[float]] = {"/trending": [], "/predict/genres": []}
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         async def one(i: int) -> None:
             user = f"u{first + i}"
             async with gate:
                 started = time.perf_counter()
-                if predict[i]:
-                    path = "/predict/genres"
-                    response = await client.post(path, json={"user_id": user, "movies": PREDICT_MOVIES})
-                else:
-                    path = "/trending"
-                    response = await client.get(path, params={"user_id": user, "limit": 10})
+                path = "/predict/genres" if predict[i] else "/trending"
+                try:
+                    if predict[i]:
+                        response = await client.post(path, json={"user_id": user, "movies": PREDICT_MOVIES})
+                    else:
+                        response = await client.get(path, params={"user_id": user, "limit": 10})
+                    status = response.status_code
+                except httpx.TransportError as error:  # a dropped connection is a failed request, not a crash
+                    status = f"transport error ({type(error).__name__})"
                 latencies[path].append((time.perf_counter() - started) * 1000)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
 
         cpu, server_cpu, started = _process_cpu(), _cpu_seconds(server_pid), time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(requests)))
@@ -198,10 +222,12 @@ def stop_server(process: subprocess.Popen) -> float:
 
 
 def logged_events(folder: Path) -> dict[str, int]:
+    """Events by type; the policy layer's exposures (one per champion request beside the request's) apart."""
     counts: dict[str, int] = {}
     for path in folder.glob("serving_*.jsonl"):
         for line in path.read_text().splitlines():
-            kind = json.loads(line)["event_type"]
+            event = json.loads(line)
+            kind = "layer_exposure" if event["experiment_id"] == LAYER_ID else event["event_type"]
             counts[kind] = counts.get(kind, 0) + 1
     return counts
 
@@ -238,6 +264,7 @@ class Result:
 
 def measure(home: TrendingHome, name: str, plan: DeploymentPlan, args, root: Path) -> Result:
     deployment_plan.publish(plan, home.deployment_plan)
+    publish_layer(home, active=name == PERSONALISED)
     feedback = home.landing_dir("feedback")
     for old in feedback.glob("serving_*.jsonl"):
         old.unlink()
@@ -262,6 +289,9 @@ def report(results: list[Result]) -> bool:
               f"{pct(r.router_ms, 99):>7.3f}")
     print("(CPU: seconds of CPU per wall second over the measured phase; 100% = one core busy)")
     for r in results:
+        if r.load.non_2xx:
+            print(f"  {r.name}: responses by status {r.load.statuses}")
+    for r in results:
         per_request = r.load.server_cpu_s / r.load.count * 1000
         print(f"  {r.name}: server {per_request:.2f} ms CPU per request (one worker, one core: at most "
               f"{1000 / per_request:,.0f} req/s), client {r.load.client_cpu_s / r.load.count * 1000:.2f} ms")
@@ -276,7 +306,8 @@ def report(results: list[Result]) -> bool:
     print("\nlogged by the server (published on shutdown):")
     for r in results:
         shadows = r.events.get("shadow_prediction", 0)
-        print(f"  {r.name:<32} exposures {r.events.get('exposure', 0):>6} of {r.sent} requests, "
+        layer = f", layer exposures {r.events['layer_exposure']}" if "layer_exposure" in r.events else ""
+        print(f"  {r.name:<32} exposures {r.events.get('exposure', 0):>6} of {r.sent} requests{layer}, "
               f"impressions {r.events.get('impression', 0):>7}, shadow predictions {shadows:>6}; "
               f"shutdown {r.shutdown_s:.1f} s")
 
