@@ -115,7 +115,7 @@ def publish_layer(home: TrendingHome, active: bool) -> None:
     genres = list(genre_model.load("xgboost", home.models / "champion").genres)
     layer = policy_layer_store.Layer(LAYER_ID, "champion", genres, 0.5, list(DEFAULT_THRESHOLDS), 0.1, 20,
                                      "running" if active else "stopped", datetime(2026, 1, 1))
-    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
+    policy_layer_store.publish(layer, home.genre_thresholds)
 
 
 @dataclass

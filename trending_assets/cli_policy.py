@@ -22,7 +22,7 @@ def cmd_start(args: argparse.Namespace) -> None:
         layer = policy_layer_store.start(con, version, genres, baseline,
                                          experiment_store.watermark(con) or date(1970, 1, 1), thresholds,
                                          floor=args.floor, warmup=args.warmup)
-    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
+    policy_layer_store.publish(layer, home.genre_thresholds)
     print(f"policy layer {layer.layer_id} running for {layer.model_version}: {len(layer.genres)} genres, each drawing "
           f"its tag threshold from {layer.thresholds} (uniform until each has {layer.warmup} requests, then Thompson "
           f"sampling on label accuracy with {layer.floor:.0%} spread evenly); applied to champion-served users "
@@ -37,7 +37,7 @@ def cmd_reset(args: argparse.Namespace) -> None:
         layer = policy_layer_store.get(con)
         layer = policy_layer_store.reset(con, experiment_store.watermark(con) or (layer.epoch if layer else None),
                                          args.reason)
-    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
+    policy_layer_store.publish(layer, home.genre_thresholds)
     print(f"reset {layer.layer_id}: every genre is back to its prior (uniform over {layer.thresholds}); only logs "
           f"after {layer.epoch} count; {args.reason}")
 
@@ -49,7 +49,7 @@ def cmd_stop(args: argparse.Namespace) -> None:
     with warehouse.connect(home.warehouse) as con:
         policy_layer_store.stop(con, args.reason)
         layer = policy_layer_store.get(con)
-    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
+    policy_layer_store.publish(layer, home.genre_thresholds)
     print(f"stopped {layer.layer_id}: the model's own threshold {layer.baseline:g} serves every genre again; "
           f"{args.reason}")
 

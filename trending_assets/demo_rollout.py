@@ -92,7 +92,7 @@ def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
         version, genres, baseline = policy_layer_store.champion_genres(con)
         layer = policy_layer_store.start(con, version, genres, baseline, experiment_store.watermark(con),
                                          actor="demo")
-    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
+    policy_layer_store.publish(layer, home.genre_thresholds)
     echo(f"ranker_candidate_sensor started interleaving test {test.experiment_id} (half the visitors): team-draft "
          f"lists from {test.ranker_a} (A) and "
          f"{test.ranker_b} (B); each click credits the ranker that placed the movie; decided on an always-valid sign "

@@ -154,7 +154,7 @@ def test_the_policy_layer_learns_thresholds_from_labelled_draws_and_a_reset_from
         version, genres, baseline = policy_layer_store.champion_genres(con)
         layer = policy_layer_store.start(con, version, genres, baseline, traffic_started(day), warmup=20)
         model = genre_model.load_alias(con, "champion")[1]
-    policy_layer_store.publish(policy_layer_store.published(layer), home.genre_thresholds)
+    policy_layer_store.publish(layer, home.genre_thresholds)
 
     traffic_day(world, day + timedelta(days=1))
     with connect(home.warehouse) as con:

@@ -492,9 +492,9 @@ def _publish_layer(stack: Stack, model_version: str, at: float | None, active: b
                "baseline": 0.5, "thresholds": list(DEFAULT_THRESHOLDS), "epoch": "2026-01-01T00:00:00",
                "active": active, "genres": {g: distribution for g in GENRES[CHAMPION]},
                "published_at": uuid.uuid4().hex}
-    from trending_assets.lib.policy_layer_store import publish
+    from trending_assets.lib.atomic_file import write_json
 
-    publish(payload, stack.home.genre_thresholds)
+    write_json(stack.home.genre_thresholds, payload)
     wait_for(lambda: (stack.health()["policy_layer"] or {}).get("published_at") == payload["published_at"], 5,
              "the policy layer file")
 

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from trending_assets.lib import atomic_file
 from trending_assets.lib.rankers import RANKERS
 
 SCHEMA_VERSION = 1
@@ -236,20 +236,9 @@ def from_dict(raw: dict[str, Any]) -> DeploymentPlan:
 
 
 def publish(plan: DeploymentPlan, path: Path) -> Path:
-    """Write ``plan`` to ``path`` atomically: a hidden temp file beside it, fsynced, then renamed into place, so a
-    reader sees the old plan or the new one, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(plan.to_dict(), handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``plan`` to ``path`` atomically (``atomic_file``): a reader sees the old plan or the new one, never half
+    a file."""
+    return atomic_file.write_json(path, plan.to_dict(), indent=2)
 
 
 def _read(path: Path) -> tuple[DeploymentPlan, tuple[int, int, int]]:

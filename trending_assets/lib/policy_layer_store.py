@@ -13,14 +13,13 @@ forgets what it learned; both, and every analysis (``save``), are rows of ``expe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
+from trending_assets.lib import atomic_file
 from trending_assets.lib.ingest import utc_now
 from trending_assets.lib.policy_layer import DEFAULT_THRESHOLDS, GenreThresholds, check_thresholds, nearest
 from trending_assets.lib.warehouse import table_exists
@@ -178,18 +177,9 @@ def published(layer: Layer, state: dict | None = None) -> dict:
             "genres": {genre: [learned.distribution(genre)[t] for t in learned.thresholds] for genre in layer.genres}}
 
 
-def publish(payload: dict, path: Path) -> Path:
-    """Write the layer file atomically (the serving API hot-reloads it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def publish(layer: Layer, path: Path, state: dict | None = None) -> Path:
+    """Write ``published(layer, state)`` atomically: the serving API hot-reloads the file."""
+    return atomic_file.write_json(path, published(layer, state))
 
 
 def read(path: Path) -> dict:

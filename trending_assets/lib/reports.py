@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 from matplotlib.figure import Figure
+
+from trending_assets.lib import atomic_file
 
 # 100 dpi at 6 inches wide keeps a plot's PNG in the tens of kilobytes, far below what a metadata value can hold.
 DPI = 100
@@ -194,18 +194,8 @@ def effect_plot(rows: pl.DataFrame, title: str) -> bytes:
 
 
 def write_png(png: bytes, path: Path) -> Path:
-    """Write ``png`` to ``path``, creating its folders; through a temporary file, so no reader sees half an image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(png)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``png`` to ``path``, creating its folders; atomically, so no reader sees half an image."""
+    return atomic_file.write_bytes(path, png)
 
 
 def markdown_image(png: bytes, alt: str) -> str:

@@ -36,7 +36,7 @@ def genre_thresholds(context: dg.AssetExecutionContext, config: GenreThresholdsC
         layer = policy_layer_store.get(con)
         if layer is None or layer.status != "running":
             if layer is not None:  # stopped: the API must stop applying it
-                policy_layer_store.publish(policy_layer_store.published(layer), path)
+                policy_layer_store.publish(layer, path)
             return dg.MaterializeResult(metadata={"status": "no running policy layer; start one with "
                                                             "`trending policy-layer start`"})
         events = []
@@ -52,7 +52,7 @@ def genre_thresholds(context: dg.AssetExecutionContext, config: GenreThresholdsC
         result = policy_layer_learning.analyse(layer, policy_layer_learning.decisions(con, layer),
                                                policy_layer_store.previous_thresholds(con, layer))
         policy_layer_store.save(con, layer, result)
-    policy_layer_store.publish(policy_layer_store.published(layer, result["state"]), path)
+    policy_layer_store.publish(layer, path, result["state"])
     for event in events:
         context.log.warning(f"{layer.layer_id}: {event}")
     context.log.info(result["line"])
