@@ -149,6 +149,14 @@ def _login() -> str:
     return getpass.getuser()
 
 
+def _add_stop(subparsers, help_text: str, func: Callable[[argparse.Namespace], None]) -> None:
+    """The `stop ID --reason ...` subcommand every experiment kind has (handled by ``_stop``)."""
+    stop = subparsers.add_parser("stop", help=help_text)
+    stop.add_argument("id")
+    stop.add_argument("--reason", required=True)
+    stop.set_defaults(func=func)
+
+
 def add_parsers(sub, positive: Callable[[str], int]) -> None:
     """The experiment subcommands, added to the `trending` parser's subparsers."""
     ab = sub.add_parser("ab", help="A/B tests of a serving surface, e.g. vibe-tag prompt variants")
@@ -160,10 +168,7 @@ def add_parsers(sub, positive: Callable[[str], int]) -> None:
                           help="generators, control first: moods_v1, genre_moods_v2, embedding_v1, llm:<prompt>")
     ab_start.add_argument("--mde", type=float, default=0.01, help="absolute click-through effect to size it for")
     ab_start.set_defaults(func=cmd_ab_start)
-    ab_stop = ab_sub.add_parser("stop", help="stop a running test without a verdict")
-    ab_stop.add_argument("id")
-    ab_stop.add_argument("--reason", required=True)
-    ab_stop.set_defaults(func=cmd_ab_stop)
+    _add_stop(ab_sub, "stop a running test without a verdict", cmd_ab_stop)
 
     interleave = sub.add_parser("interleave", help="interleaving tests of /trending rankers")
     interleave_sub = interleave.add_subparsers(dest="interleave_command", required=True)
@@ -175,10 +180,7 @@ def add_parsers(sub, positive: Callable[[str], int]) -> None:
     il_start.add_argument("--min-users", type=positive, default=100,
                           help="users with a preference before a verdict")
     il_start.set_defaults(func=cmd_interleave_start)
-    il_stop = interleave_sub.add_parser("stop", help="stop a running test without a verdict")
-    il_stop.add_argument("id")
-    il_stop.add_argument("--reason", required=True)
-    il_stop.set_defaults(func=cmd_interleave_stop)
+    _add_stop(interleave_sub, "stop a running test without a verdict", cmd_interleave_stop)
 
     bandit = sub.add_parser("bandit", help="bandits over /trending rankers, with off-policy evaluation")
     bandit_sub = bandit.add_subparsers(dest="bandit_command", required=True)
@@ -194,10 +196,7 @@ def add_parsers(sub, positive: Callable[[str], int]) -> None:
     b_start.add_argument("--floor", type=float, default=0.1, help="share of traffic spread evenly over the arms")
     b_start.add_argument("--warmup", type=positive, default=200, help="requests per arm before traffic moves")
     b_start.set_defaults(func=cmd_bandit_start)
-    b_stop = bandit_sub.add_parser("stop", help="stop a running bandit")
-    b_stop.add_argument("id")
-    b_stop.add_argument("--reason", required=True)
-    b_stop.set_defaults(func=cmd_bandit_stop)
+    _add_stop(bandit_sub, "stop a running bandit", cmd_bandit_stop)
 
     ranker = sub.add_parser("ranker", help="/trending ranker candidates, tested and promoted by the automation")
     ranker_sub = ranker.add_subparsers(dest="ranker_command", required=True)
