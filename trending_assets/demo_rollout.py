@@ -94,10 +94,9 @@ def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
                                          actor="demo")
     policy_layer_store.publish(layer, home.genre_thresholds)
     echo(f"ranker_candidate_sensor started interleaving test {test.experiment_id} (half the visitors): team-draft "
-         f"lists from {test.ranker_a} (A) and "
-         f"{test.ranker_b} (B); each click credits the ranker that placed the movie; decided on an always-valid sign "
-         f"test once {test.min_users} users prefer one (genre_taste reads the profiles serving/user_profiles builds "
-         "from earlier clicks)")
+         f"lists from {test.ranker_a} (A) and {test.ranker_b} (B); each click credits the ranker that placed the "
+         f"movie; decided on an always-valid sign test once {test.min_users} users prefer one (genre_taste reads the "
+         "profiles serving/user_profiles builds from earlier clicks)")
     echo(f"bandit {bandit.experiment_id} (the other half): Thompson sampling between the same rankers on clicks, "
          f"{bandit.floor:.0%} floor; each day the off-policy gate asks whether always serving one ranker beats the "
          "logged mix")
@@ -109,17 +108,12 @@ def start_ranking_test(home: TrendingHome, echo: Callable[[str], None]) -> None:
 
 def _wait_for_ranker_test(home: TrendingHome, ranker: str, timeout_s: float = 120.0):
     """The candidate's interleaving test, once ranker_candidate_sensor (every 10 s) has started it."""
-    import time
-
     from trending_assets.lib import ranking_tests
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with warehouse.connect(home.warehouse) as con:
-            started = [t for t in ranking_tests.running(con) if t.ranker_b == ranker]
-        if started:
-            return started[0]
-        time.sleep(2)
+    test = _wait_for(home, lambda con: next((t for t in ranking_tests.running(con) if t.ranker_b == ranker), None),
+                     timeout_s)
+    if test is not None:
+        return test
     raise TimeoutError(f"ranker_candidate_sensor did not start a test of {ranker} within {timeout_s:.0f} s; is the "
                        "daemon running?")
 
@@ -164,14 +158,21 @@ def stage_bad_challenger(home: TrendingHome, echo: Callable[[str], None]) -> str
 
 def _wait_for_rollout(home: TrendingHome, version_id: str, timeout_s: float = 120.0) -> None:
     """Until rollout_sensor (every 10 s) has started the challenger's shadow, so the next day's traffic shadows it."""
+    _wait_for(home, lambda con: experiment_store.get(con, f"rollout-{version_id}"), timeout_s)
+
+
+def _wait_for(home: TrendingHome, find: Callable, timeout_s: float):
+    """What ``find(con)`` returns once it is not None (a sensor's doing), polled every 2 s; None after ``timeout_s``."""
     import time
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with warehouse.connect(home.warehouse) as con:
-            if experiment_store.get(con, f"rollout-{version_id}") is not None:
-                return
+            found = find(con)
+        if found is not None:
+            return found
         time.sleep(2)
+    return None
 
 
 def decided(version: str) -> Callable[[list[experiment_store.Rollout]], bool]:
