@@ -133,11 +133,8 @@ class GenreThresholds:
         rewards = []
         for decision, true_genres in labelled:
             for genre, choice in decision.choices.items():
-                self._bandit(genre)
-                if choice.threshold not in self._arm:
-                    raise ValueError(f"{genre!r} was decided with threshold {choice.threshold}, not one of this "
-                                     f"layer's {list(self.thresholds)}; learn only from a layer with the same ones")
-                rewards.append((genre, self._arm[choice.threshold], float(choice.shown == (genre in true_genres))))
+                arm = self._arm_of(genre, choice.threshold)
+                rewards.append((genre, arm, float(choice.shown == (genre in true_genres))))
         for genre, arm, reward in rewards:
             self.bandits[genre].update(arm, reward)
             self._distributions.pop(genre, None)
@@ -145,14 +142,12 @@ class GenreThresholds:
     def add_evidence(self, genre: str, threshold: float, decisions: float, reward_sum: float) -> None:
         """Learn ``decisions`` rewards summing to ``reward_sum`` for ``genre`` at ``threshold`` at once: what
         ``learn`` does one decision at a time, for logs already summed in the warehouse (a reward may be a share)."""
-        bandit = self._bandit(genre)
-        if float(threshold) not in self._arm:
-            raise ValueError(f"{genre!r} was decided with threshold {threshold}, not one of this layer's "
-                             f"{list(self.thresholds)}; learn only from a layer with the same ones")
+        arm = self._arm_of(genre, threshold)
         if decisions < 0 or not 0 <= reward_sum <= decisions:
             raise ValueError(f"{genre!r} at {threshold}: need 0 <= reward_sum <= decisions; got {reward_sum} of "
                              f"{decisions}")
-        i = bandit.index(self._arm[float(threshold)])
+        bandit = self.bandits[genre]
+        i = bandit.index(arm)
         bandit.counts[i] += decisions
         bandit.reward_sums[i] += reward_sum
         self._distributions.pop(genre, None)
@@ -198,6 +193,14 @@ class GenreThresholds:
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a policy layer state (needs thresholds, params, genres): {error!r}") from None
         return layer
+
+    def _arm_of(self, genre: str, threshold: float) -> str:
+        """The arm of a logged threshold for a known genre; refuses a threshold this layer does not have."""
+        self._bandit(genre)
+        if float(threshold) not in self._arm:
+            raise ValueError(f"{genre!r} was decided with threshold {threshold}, not one of this layer's "
+                             f"{list(self.thresholds)}; learn only from a layer with the same ones")
+        return self._arm[float(threshold)]
 
     def _bandit(self, genre: str) -> ThompsonSampling:
         if genre not in self.bandits:

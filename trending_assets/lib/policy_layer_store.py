@@ -101,7 +101,8 @@ def start(con: duckdb.DuckDBPyConnection, model_version: str, genres: list[str],
     if not 0 < floor < 1:
         raise ValueError(f"--floor {floor!r}: give a share in (0, 1); off-policy evaluation needs every threshold "
                          "logged with some probability")
-    if get(con) is not None and get(con).status == "running":
+    current = get(con)
+    if current is not None and current.status == "running":
         raise ValueError(f"the policy layer {LAYER_ID!r} is already running; reset it (`trending policy-layer "
                          "reset`) or stop it first")
     GenreThresholds(genres, thresholds, floor=floor, warmup=warmup)  # validates genres and parameters
@@ -174,7 +175,7 @@ def published(layer: Layer, state: dict | None = None) -> dict:
     return {"layer_id": layer.layer_id, "model_version": layer.model_version, "salt": learned.salt,
             "baseline": layer.baseline, "thresholds": list(learned.thresholds), "epoch": layer.epoch.isoformat(),
             "active": layer.status == "running", "published_at": utc_now().isoformat(),
-            "genres": {genre: [learned.distribution(genre)[t] for t in learned.thresholds] for genre in layer.genres}}
+            "genres": {genre: list(learned.distribution(genre).values()) for genre in layer.genres}}
 
 
 def publish(layer: Layer, path: Path, state: dict | None = None) -> Path:
